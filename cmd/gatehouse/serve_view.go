@@ -1,0 +1,148 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/gatehouse-dev/gatehouse/authz"
+	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/store"
+	"github.com/gatehouse-dev/gatehouse/tokens"
+)
+
+// view keeps the authorizer's snapshot in step with the store. The store
+// calls apply with each committed Change in revision order; apply patches
+// the snapshot copy-on-write (only the token shards a change touches are
+// copied; the policy engine is recompiled when applications or policies
+// change, which is O(applications + policies)) and publishes it.
+type view struct {
+	mu      sync.Mutex
+	db      *store.DB
+	master  []byte
+	log     *slog.Logger
+	rev     uint64
+	apps    map[string]*policy.Application
+	pols    map[string]*policy.Policy
+	snap    *authz.Snapshot
+	publish func(*authz.Snapshot)
+}
+
+func loadView(db *store.DB, master []byte, logger *slog.Logger) (*view, error) {
+	st, err := db.Load()
+	if err != nil {
+		return nil, fmt.Errorf("load store: %w", err)
+	}
+	v := &view{
+		db: db, master: master, log: logger, rev: st.Rev,
+		apps: make(map[string]*policy.Application, len(st.Apps)),
+		pols: make(map[string]*policy.Policy, len(st.Policies)),
+	}
+	for _, a := range st.Apps {
+		v.apps[a.ID] = a
+	}
+	for _, p := range st.Policies {
+		v.pols[p.ID] = p
+	}
+	eng, err := v.compile()
+	if err != nil {
+		return nil, fmt.Errorf("compile applications and policies: %w", err)
+	}
+	keys, err := openKeySet(st.SigningKeys, master)
+	if err != nil {
+		return nil, err
+	}
+	v.snap = authz.NewSnapshot(st.Tokens, eng, keys)
+	return v, nil
+}
+
+func (v *view) current() *authz.Snapshot {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.snap
+}
+
+func (v *view) compile() (*policy.Engine, error) {
+	apps := make([]*policy.Application, 0, len(v.apps))
+	for _, a := range v.apps {
+		apps = append(apps, a)
+	}
+	pols := make([]*policy.Policy, 0, len(v.pols))
+	for _, p := range v.pols {
+		pols = append(pols, p)
+	}
+	return policy.Compile(apps, pols)
+}
+
+// apply is the store subscriber. It must be quick: it runs on the goroutine
+// that committed the change.
+func (v *view) apply(c store.Change) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if c.Rev <= v.rev {
+		return // already in the loaded state
+	}
+	v.rev = c.Rev
+	snap := v.snap
+	if len(c.Tokens) > 0 || len(c.DeletedTokens) > 0 {
+		snap = snap.Apply(c.Tokens, c.DeletedTokens)
+	}
+	if len(c.Apps) > 0 || len(c.DeletedApps) > 0 || len(c.Policies) > 0 || len(c.DeletedPolicies) > 0 {
+		for _, a := range c.Apps {
+			v.apps[a.ID] = a
+		}
+		for _, id := range c.DeletedApps {
+			delete(v.apps, id)
+		}
+		for _, p := range c.Policies {
+			v.pols[p.ID] = p
+		}
+		for _, id := range c.DeletedPolicies {
+			delete(v.pols, id)
+		}
+		eng, err := v.compile()
+		if err != nil {
+			// The admin API validates before it writes, so this means a bug;
+			// keep serving the last good engine rather than none.
+			v.log.Error("cannot compile applications and policies; keeping the previous ones", "rev", c.Rev, "err", err)
+		} else {
+			snap = snap.WithEngine(eng)
+		}
+	}
+	if c.SigningKeysChanged {
+		var sealed []*tokens.SealedKey
+		err := v.db.View(func(tx *store.Tx) error {
+			var err error
+			sealed, err = tx.SigningKeys()
+			return err
+		})
+		if err == nil {
+			var ks *tokens.KeySet
+			if ks, err = openKeySet(sealed, v.master); err == nil {
+				snap = snap.WithKeys(ks)
+			}
+		}
+		if err != nil {
+			v.log.Error("cannot reload signing keys; keeping the previous ones", "rev", c.Rev, "err", err)
+		}
+	}
+	if snap != v.snap {
+		v.snap = snap
+		if v.publish != nil {
+			v.publish(snap)
+		}
+	}
+}
+
+// openKeySet unseals the stored signing keys.
+func openKeySet(sealed []*tokens.SealedKey, master []byte) (*tokens.KeySet, error) {
+	keys := make([]*tokens.SigningKey, 0, len(sealed))
+	for _, sk := range sealed {
+		k, err := tokens.Open(master, sk)
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w (is --master-key-file the one this store was created with?)", sk.KID, err)
+		}
+		keys = append(keys, k)
+	}
+	return tokens.NewKeySet(keys)
+}
