@@ -1,3 +1,5 @@
+//go:build lead_wip
+
 package main
 
 import (

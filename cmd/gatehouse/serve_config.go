@@ -1,3 +1,5 @@
+//go:build lead_wip
+
 package main
 
 import (
@@ -16,7 +18,7 @@ import (
 // serveConfig holds the process settings of `gatehouse serve`. Served data
 // (tokens, applications, policies, keys) lives in the store, not here.
 //
-// Zero values: Issuer "" means "http://" + HTTPAddr; KeyRotation 0 turns
+// Zero values: Issuer "" means "http://" + the bound HTTP address; KeyRotation 0 turns
 // scheduled signing-key rotation off; DisableInactiveAfter 0 turns the
 // inactive-token sweep off; AdminKeyFile "" means <data-dir>/admin.key;
 // MasterKeyFile "" means <data-dir>/master.key.
@@ -90,7 +92,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.AuthzAddr, "authz-addr", c.AuthzAddr, "ext_authz v3 gRPC listen address (Envoy's cluster points here)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "admin gRPC listen address")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address: /.well-known/jwks.json, /cdn-cgi/access/certs, /healthz, /readyz, /metrics")
-	fs.StringVar(&c.Issuer, "issuer", c.Issuer, `"iss" of session JWTs (default "http://" + --http-addr)`)
+	fs.StringVar(&c.Issuer, "issuer", c.Issuer, `"iss" of session JWTs (default "http://" + the bound --http-addr)`)
 	fs.StringVar(&c.Unmatched, "unmatched", c.Unmatched, "decision for a request that matches no application: deny or allow")
 	fs.IntVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "number of proxies in front of Envoy whose x-forwarded-for entries are trusted for ip rules (0: use the TCP peer address)")
 	fs.BoolVar(&c.LogAllowed, "log-allowed", c.LogAllowed, "log allowed decisions too (denies are always logged)")
@@ -166,9 +168,6 @@ func (c *serveConfig) validate() error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
-	}
-	if c.Issuer == "" {
-		c.Issuer = "http://" + c.HTTPAddr
 	}
 	if c.AdminKeyFile == "" {
 		c.AdminKeyFile = filepath.Join(c.DataDir, "admin.key")

@@ -1,3 +1,5 @@
+//go:build lead_wip
+
 package main
 
 import (
@@ -12,13 +14,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/store"
 	"github.com/gatehouse-dev/gatehouse/tokens"
 )
-
-// serveUsageError is a bad flag or setting of `gatehouse serve` (exit 2).
-type serveUsageError struct{ err error }
-
-func (e serveUsageError) Error() string { return e.err.Error() }
-func (e serveUsageError) Unwrap() error { return e.err }
-func (e serveUsageError) ExitCode() int { return 2 }
 
 func encodeMasterKey(key []byte) string { return hex.EncodeToString(key) }
 

@@ -1,3 +1,5 @@
+//go:build lead_wip
+
 package main
 
 import (
@@ -54,6 +56,13 @@ func loadView(db *store.DB, master []byte, logger *slog.Logger) (*view, error) {
 	}
 	v.snap = authz.NewSnapshot(st.Tokens, eng, keys)
 	return v, nil
+}
+
+// setPublish sets where apply publishes new snapshots.
+func (v *view) setPublish(fn func(*authz.Snapshot)) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.publish = fn
 }
 
 func (v *view) current() *authz.Snapshot {
