@@ -1,0 +1,410 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/tokens"
+)
+
+// SchemaVersion is the record layout this package reads and writes. A file
+// with a higher version is refused (ErrNewerSchema); a lower one would be
+// migrated by Open once there is a version 2.
+const SchemaVersion = 1
+
+// FileName is the data file's name inside the data directory.
+const FileName = "gatehouse.db"
+
+// DefaultLockTimeout is how long Open waits for the file lock when
+// Options.LockTimeout is zero.
+const DefaultLockTimeout = time.Second
+
+// fileMode: the file holds secret digests and sealed signing keys; only the
+// service's own user may read it.
+const fileMode = 0o600
+
+// Bucket names. See doc.go for what each holds.
+var (
+	bucketMeta            = []byte("meta")
+	bucketTokens          = []byte("tokens")
+	bucketTokenClientIDs  = []byte("token_client_ids")
+	bucketTokenNames      = []byte("token_names")
+	bucketApps            = []byte("apps")
+	bucketAppNames        = []byte("app_names")
+	bucketAppAUDs         = []byte("app_auds")
+	bucketPolicies        = []byte("policies")
+	bucketSigningKeys     = []byte("signing_keys")
+	bucketAdminKeys       = []byte("admin_keys")
+	bucketAdminKeyDigests = []byte("admin_key_digests")
+	bucketAudit           = []byte("audit")
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketTokens, bucketTokenClientIDs, bucketTokenNames,
+		bucketApps, bucketAppNames, bucketAppAUDs, bucketPolicies,
+		bucketSigningKeys, bucketAdminKeys, bucketAdminKeyDigests, bucketAudit,
+	}
+
+	keySchemaVersion = []byte("schema_version")
+	keyRev           = []byte("rev")
+)
+
+// Options configure Open.
+type Options struct {
+	// LockTimeout is how long Open waits for the file lock held by another
+	// process. Zero means DefaultLockTimeout (1s), so a second server fails
+	// fast with ErrLocked instead of hanging (bbolt's own zero would wait
+	// forever); a negative value means wait forever.
+	LockTimeout time.Duration
+	// NoSync skips fsync on commit. Only for tests that want speed: a crash
+	// can then lose or corrupt committed data.
+	NoSync bool
+	// MaxBatchDelay and MaxBatchSize tune Batch (bbolt's DB fields of the
+	// same names). Zero keeps bbolt's defaults (10ms, 1000 calls).
+	MaxBatchDelay time.Duration
+	MaxBatchSize  int
+}
+
+// DB is an open gatehouse store. It is safe for concurrent use.
+type DB struct {
+	bolt *bolt.DB
+	path string
+	hub  *hub
+
+	// testBeforeDeliver, if set (by tests, before any write), runs in the
+	// commit handler before the change is handed to the hub: a delay there
+	// widens the window in which commit handlers run out of order.
+	testBeforeDeliver func(rev uint64)
+}
+
+// FilePath returns the data file path inside dataDir.
+func FilePath(dataDir string) string { return filepath.Join(dataDir, FileName) }
+
+// Open opens the store at path, creating the file (mode 0600) if it does not
+// exist, but never its directory. A new file gets the current schema version
+// and revision 0; every bucket is created if missing.
+func Open(path string, opts Options) (*DB, error) {
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
+	timeout := opts.LockTimeout
+	switch {
+	case timeout == 0:
+		timeout = DefaultLockTimeout
+	case timeout < 0:
+		timeout = 0 // bbolt: wait forever
+	}
+	bdb, err := bolt.Open(path, fileMode, &bolt.Options{Timeout: timeout, NoSync: opts.NoSync})
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	if opts.MaxBatchDelay > 0 {
+		bdb.MaxBatchDelay = opts.MaxBatchDelay
+	}
+	if opts.MaxBatchSize > 0 {
+		bdb.MaxBatchSize = opts.MaxBatchSize
+	}
+	var rev uint64
+	err = bdb.Update(func(btx *bolt.Tx) error {
+		var err error
+		rev, err = initMeta(btx, path)
+		if err != nil {
+			return err
+		}
+		for _, name := range allBuckets {
+			if _, err := btx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	return &DB{bolt: bdb, path: path, hub: newHub(rev)}, nil
+}
+
+// checkPath gives a precise error for the path mistakes bbolt would report
+// as a bare "no such file or directory" or "is a directory".
+func checkPath(path string) error {
+	if path == "" {
+		return fmt.Errorf("%w: data file path is empty", ErrDataPath)
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%w: data directory %s does not exist", ErrDataPath, dir)
+	case err != nil:
+		return fmt.Errorf("%w: data directory %s: %w", ErrDataPath, dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%w: data directory %s is not a directory", ErrDataPath, dir)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%w: data file %s is a directory", ErrDataPath, path)
+	}
+	return nil
+}
+
+func openError(path string, err error) error {
+	switch {
+	case errors.Is(err, bolt.ErrTimeout):
+		return &detailError{
+			msg:      fmt.Sprintf("data file %s is locked by another gatehouse process", path),
+			sentinel: ErrLocked,
+		}
+	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrVersionMismatch), errors.Is(err, bolt.ErrChecksum):
+		return fmt.Errorf("%w: %s is not a bbolt file: %w", ErrNotStore, path, err)
+	}
+	return fmt.Errorf("open data file %s: %w", path, err)
+}
+
+// initMeta checks (or, on a new file, writes) the schema version and
+// returns the current revision.
+func initMeta(btx *bolt.Tx, path string) (uint64, error) {
+	meta := btx.Bucket(bucketMeta)
+	if meta == nil {
+		var others []string
+		_ = btx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			others = append(others, string(name))
+			return nil
+		})
+		if len(others) > 0 {
+			return 0, fmt.Errorf("%w: %s is a bbolt file without gatehouse metadata (buckets: %s)",
+				ErrNotStore, path, strings.Join(others, ", "))
+		}
+		meta, err := btx.CreateBucket(bucketMeta)
+		if err != nil {
+			return 0, fmt.Errorf("create bucket meta: %w", err)
+		}
+		if err := meta.Put(keySchemaVersion, u64(SchemaVersion)); err != nil {
+			return 0, err
+		}
+		return 0, meta.Put(keyRev, u64(0))
+	}
+	v, ok := readU64(meta.Get(keySchemaVersion))
+	if !ok || v == 0 {
+		return 0, fmt.Errorf("%w: %s: meta schema_version is missing or malformed", ErrCorrupt, path)
+	}
+	if v > SchemaVersion {
+		return 0, &detailError{
+			msg: fmt.Sprintf("store schema version %d is newer than this gatehouse supports (%d): upgrade gatehouse",
+				v, SchemaVersion),
+			sentinel: ErrNewerSchema,
+		}
+	}
+	rev, ok := readU64(meta.Get(keyRev))
+	if !ok {
+		return 0, fmt.Errorf("%w: %s: meta rev is missing or malformed", ErrCorrupt, path)
+	}
+	return rev, nil
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func readU64(b []byte) (uint64, bool) {
+	if len(b) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b), true
+}
+
+// Close closes the data file, waiting for running transactions.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Path returns the data file's path.
+func (db *DB) Path() string { return db.path }
+
+// Update runs fn in one read-write transaction. If fn returns an error,
+// nothing it wrote is kept and no Change is delivered. Otherwise the
+// revision is bumped and, after the commit, fn's Change is delivered to
+// subscribers in revision order before Update returns.
+//
+// The Tx must not be used after fn returns.
+func (db *DB) Update(fn func(*Tx) error) error {
+	return db.bolt.Update(func(btx *bolt.Tx) error { return db.apply(btx, fn) })
+}
+
+// Batch is Update through bbolt's Batch: concurrent calls are coalesced into
+// one transaction (one fsync), which is what makes bulk creation fast. fn
+// may run more than once (when another call in the batch fails, the batch is
+// retried without it), so it must not have effects outside the Tx. Each call
+// still gets its own revision and its own Change; a failing fn fails only
+// its own call.
+func (db *DB) Batch(fn func(*Tx) error) error {
+	return db.bolt.Batch(func(btx *bolt.Tx) error { return db.apply(btx, fn) })
+}
+
+// apply runs one Update/Batch call inside btx with a fresh recorder (a
+// re-run starts over), then takes the next revision from meta (so calls
+// that share a batch transaction get consecutive revisions in commit order)
+// and arranges delivery after the commit.
+func (db *DB) apply(btx *bolt.Tx, fn func(*Tx) error) error {
+	tx := &Tx{btx: btx, rec: &recorder{}}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	meta := btx.Bucket(bucketMeta)
+	prev, ok := readU64(meta.Get(keyRev))
+	if !ok {
+		return fmt.Errorf("%w: meta rev is missing or malformed", ErrCorrupt)
+	}
+	rev := prev + 1
+	if err := meta.Put(keyRev, u64(rev)); err != nil {
+		return err
+	}
+	c := tx.rec.change(rev)
+	btx.OnCommit(func() {
+		if db.testBeforeDeliver != nil {
+			db.testBeforeDeliver(c.Rev)
+		}
+		db.hub.committed(c)
+	})
+	return nil
+}
+
+// View runs fn in a read-only transaction. Keep it short: a long read
+// transaction keeps the file from reusing freed pages.
+func (db *DB) View(fn func(*Tx) error) error {
+	return db.bolt.View(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
+}
+
+// Subscribe registers fn to be called with every Change committed from now
+// on, in revision order, from the committing goroutine, before that
+// goroutine's Update or Batch returns. fn must be fast, must not modify the
+// Change, and must not call Update, Batch or Subscribe (it would deadlock).
+//
+// To mirror the state without missing or repeating a change, use
+// LoadAndSubscribe.
+func (db *DB) Subscribe(fn func(Change)) { db.hub.subscribe(0, fn) }
+
+// State is the whole served state at one revision.
+type State struct {
+	Rev         uint64
+	Tokens      []*tokens.ServiceToken
+	Apps        []*policy.Application
+	Policies    []*policy.Policy
+	SigningKeys []*tokens.SealedKey
+}
+
+// Load reads the full state and the revision it is at, in one read
+// transaction.
+func (db *DB) Load() (*State, error) {
+	var st *State
+	err := db.View(func(tx *Tx) error {
+		var err error
+		st, err = tx.load()
+		return err
+	})
+	return st, err
+}
+
+// LoadAndSubscribe loads the state and subscribes fn to every change after
+// it, atomically: fn sees exactly the changes with Rev > State.Rev.
+func (db *DB) LoadAndSubscribe(fn func(Change)) (*State, error) {
+	// Holding the hub's lock stops deliveries (commits go on), so no change
+	// can be delivered between the load and the registration; changes that
+	// committed before the load but are still parked are filtered by Rev.
+	db.hub.mu.Lock()
+	defer db.hub.mu.Unlock()
+	st, err := db.Load()
+	if err != nil {
+		return nil, err
+	}
+	db.hub.subs = append(db.hub.subs, subscription{after: st.Rev, fn: fn})
+	return st, nil
+}
+
+func (tx *Tx) load() (*State, error) {
+	st := &State{Rev: tx.Rev()}
+	if err := tx.ForEachToken(func(t *tokens.ServiceToken) error {
+		st.Tokens = append(st.Tokens, t)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := tx.ForEachApp(func(a *policy.Application) error {
+		st.Apps = append(st.Apps, a)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := tx.ForEachPolicy("", func(p *policy.Policy) error {
+		st.Policies = append(st.Policies, p)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	keys, err := tx.SigningKeys()
+	if err != nil {
+		return nil, err
+	}
+	st.SigningKeys = keys
+	return st, nil
+}
+
+// TouchLastSeen records when tokens were last used, in one transaction. It
+// only moves LastSeenAt forward and ignores ids that no longer exist.
+//
+// It neither bumps the revision nor delivers a Change: last-seen times are
+// bookkeeping the authz server itself produced (DrainLastSeen), and making
+// every flush a change would rebuild snapshot shards for nothing.
+func (db *DB) TouchLastSeen(seen map[string]time.Time) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // key order: fewer pages touched in between
+	return db.bolt.Update(func(btx *bolt.Tx) error {
+		b := btx.Bucket(bucketTokens)
+		for _, id := range ids {
+			raw := b.Get([]byte(id))
+			if raw == nil {
+				continue
+			}
+			t, err := decode[tokens.ServiceToken](raw, "token", id)
+			if err != nil {
+				return err
+			}
+			at := seen[id]
+			if !at.After(t.LastSeenAt) {
+				continue
+			}
+			t.LastSeenAt = at
+			data, err := encode(t)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(id), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Backup writes a consistent copy of the data file to w from one read
+// transaction; writers go on meanwhile. The copy is itself a store that
+// Open and Verify accept.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(btx *bolt.Tx) error {
+		var err error
+		n, err = btx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
