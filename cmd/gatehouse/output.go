@@ -1,0 +1,179 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// printer writes a command's result as a table (for people) or as JSON (for
+// programs).
+type printer struct {
+	w    io.Writer
+	json bool
+	now  time.Time // "3 hours ago" is relative to this
+}
+
+// jsonOptions: field names as in the .proto (and Cloudflare's API), unset
+// fields left out.
+var jsonOptions = protojson.MarshalOptions{UseProtoNames: true, Indent: "  "}
+
+// object prints m as one JSON object.
+func (p *printer) object(m proto.Message) error {
+	b, err := jsonOptions.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encoding the result as JSON: %w", err)
+	}
+	_, err = fmt.Fprintf(p.w, "%s\n", b)
+	return err
+}
+
+// array prints ms as one JSON array.
+func array[M proto.Message](p *printer, ms []M) error {
+	if len(ms) == 0 {
+		_, err := io.WriteString(p.w, "[]\n")
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("[\n")
+	for i, m := range ms {
+		j, err := jsonOptions.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("encoding the result as JSON: %w", err)
+		}
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		b.Write(j)
+	}
+	b.WriteString("\n]\n")
+	_, err := io.WriteString(p.w, b.String())
+	return err
+}
+
+// table prints rows under header, in aligned columns.
+func (p *printer) table(header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(p.w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		for i := range r {
+			r[i] = cell(r[i])
+		}
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// field is one line of a detail view; an empty key continues the previous
+// field (a list value, one item per line).
+type field struct{ key, value string }
+
+// detail prints one object as "key: value" lines.
+func (p *printer) detail(fields []field) error {
+	tw := tabwriter.NewWriter(p.w, 0, 0, 1, ' ', 0)
+	for _, f := range fields {
+		k := f.key
+		if k != "" {
+			k += ":"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", k, cell(f.value))
+	}
+	return tw.Flush()
+}
+
+// cell makes a server-supplied string safe for a terminal table: control
+// characters (tabs, newlines, escape sequences) become U+FFFD.
+func cell(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return unicode.ReplacementChar
+		}
+		return r
+	}, s)
+}
+
+// ago is ts relative to now ("in 364 days", "3 hours ago"), or zero when ts
+// is unset.
+func (p *printer) ago(ts *timestamppb.Timestamp, zero string) string {
+	if ts == nil {
+		return zero
+	}
+	return relative(ts.AsTime(), p.now)
+}
+
+// exact is ts in RFC 3339 (UTC) followed by the relative time, or zero when
+// ts is unset.
+func (p *printer) exact(ts *timestamppb.Timestamp, zero string) string {
+	if ts == nil {
+		return zero
+	}
+	t := ts.AsTime()
+	return t.UTC().Format(time.RFC3339) + " (" + relative(t, p.now) + ")"
+}
+
+// relative says how far t is from now, in the largest whole unit that keeps
+// the number small: seconds, minutes, hours up to two days, then days.
+func relative(t, now time.Time) string {
+	d := t.Sub(now)
+	future := d > 0
+	if d < 0 {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Second:
+		return "now"
+	case d < time.Minute:
+		s = plural(int(d/time.Second), "second")
+	case d < time.Hour:
+		s = plural(int(d/time.Minute), "minute")
+	case d < 48*time.Hour:
+		s = plural(int(d/time.Hour), "hour")
+	default:
+		s = plural(int(d/(24*time.Hour)), "day")
+	}
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// count is "1 policy", "2 policies".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// orDash shows an empty value as "-".
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
