@@ -1,0 +1,246 @@
+package authz
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/tokens"
+)
+
+// Cache sizes. Both caches are sharded; a shard that reaches its share of the
+// bound is emptied (drop-all), which costs at most one re-sign or re-verify
+// per live entry and needs no LRU bookkeeping on the hot path. Entries for
+// replaced tokens, apps, policies or keys are never hit again and go with
+// the next drop.
+const (
+	cacheShards      = 32
+	maxMinted        = 100_000 // (token, app, policy, key) → minted JWT
+	maxVerified      = 65_536  // presented JWT → verified claims
+	defaultSession   = 24 * time.Hour
+	sessionSkewFloor = time.Second
+)
+
+// mintKey identifies a minted session JWT. Every input of the JWT and of the
+// response built around it is covered: the token (id, secret version,
+// UpdatedAt: name, expiry, enabled), the application (id, UpdatedAt: AUD,
+// session, cookie mode, header name), the policy (id, UpdatedAt: session
+// override, name) and the signing key.
+type mintKey struct {
+	tokenID       string
+	secretVersion int64
+	tokenUpdated  int64
+	appID         string
+	appUpdated    int64
+	policyID      string
+	policyUpdated int64
+	kid           string
+}
+
+// variant is how the credential arrived; it decides the response shape
+// (which headers to remove, whether to set the cookie).
+type variant uint8
+
+const (
+	viaHeaders variant = iota // cf-access-client-id/secret
+	viaCustom                 // the application's ServiceTokenHeader
+	viaJWT                    // CF_Authorization cookie or cf-access-token
+	numVariants
+)
+
+// minted is one session JWT and the CheckResponses that carry it, built on
+// first use and then shared by every Check that gets this JWT. They are
+// immutable once published (concurrent proto marshalling only reads them).
+type minted struct {
+	jwt        string
+	iat, exp   time.Time
+	reuseUntil time.Time // mint time + half the lifetime
+	resp       [numVariants]atomic.Pointer[authv3.CheckResponse]
+}
+
+type mintShard struct {
+	mu sync.RWMutex
+	m  map[mintKey]*minted
+	_  [40]byte // keep hot shards on separate cache lines
+}
+
+// jwtCache holds minted session JWTs so that Check never signs per request:
+// a JWT is reused while at least half of its lifetime remains.
+type jwtCache struct {
+	shards [cacheShards]mintShard
+}
+
+func newJWTCache() *jwtCache {
+	c := &jwtCache{}
+	for i := range c.shards {
+		c.shards[i].m = make(map[mintKey]*minted)
+	}
+	return c
+}
+
+// sessionDuration is the JWT lifetime for an allow by pol on app: the
+// policy's session if set, else the application's, else 24 h; never more
+// than tokens.MaxSessionDuration.
+func sessionDuration(app *policy.Application, pol *policy.Policy) time.Duration {
+	d := app.SessionDuration
+	if pol != nil && pol.SessionDuration > 0 {
+		d = pol.SessionDuration
+	}
+	if d <= 0 {
+		d = defaultSession
+	}
+	return min(d, tokens.MaxSessionDuration)
+}
+
+func keyFor(tok *tokens.ServiceToken, app *policy.Application, pol *policy.Policy, kid string) mintKey {
+	k := mintKey{
+		tokenID:       tok.ID,
+		secretVersion: tok.SecretVersion,
+		tokenUpdated:  tok.UpdatedAt.UnixNano(),
+		appID:         app.ID,
+		appUpdated:    app.UpdatedAt.UnixNano(),
+		kid:           kid,
+	}
+	if pol != nil {
+		k.policyID = pol.ID
+		k.policyUpdated = pol.UpdatedAt.UnixNano()
+	}
+	return k
+}
+
+// get returns a JWT for tok on app (allowed by pol), minting one with keys'
+// active key when no cached JWT can be reused. It returns nil when there is
+// no active signing key or signing fails.
+func (c *jwtCache) get(keys *tokens.KeySet, issuer string, tok *tokens.ServiceToken, app *policy.Application, pol *policy.Policy, now time.Time) *minted {
+	if keys == nil {
+		return nil
+	}
+	active := keys.Active()
+	if active == nil {
+		return nil
+	}
+	key := keyFor(tok, app, pol, active.KID)
+	sh := &c.shards[shardOf(tok.ID)%cacheShards]
+	sh.mu.RLock()
+	e := sh.m[key]
+	sh.mu.RUnlock()
+	if e != nil && now.Before(e.reuseUntil) && e.iat.After(app.SessionsRevokedAt) {
+		return e
+	}
+	e = mint(keys, issuer, tok, app, pol, now)
+	if e == nil {
+		return nil
+	}
+	sh.mu.Lock()
+	if len(sh.m) >= maxMinted/cacheShards {
+		clear(sh.m)
+	}
+	sh.m[key] = e
+	sh.mu.Unlock()
+	return e
+}
+
+// mint signs a session JWT. iat is now, except just after the application's
+// sessions were revoked: JWT times have one-second precision, and a JWT
+// whose iat second is not after SessionsRevokedAt would be refused when
+// presented back, so iat is moved to the next second.
+func mint(keys *tokens.KeySet, issuer string, tok *tokens.ServiceToken, app *policy.Application, pol *policy.Policy, now time.Time) *minted {
+	iat := now.Truncate(time.Second)
+	if !app.SessionsRevokedAt.IsZero() && !iat.After(app.SessionsRevokedAt) {
+		iat = app.SessionsRevokedAt.Truncate(time.Second).Add(sessionSkewFloor)
+	}
+	exp := now.Add(sessionDuration(app, pol))
+	if !tok.ExpiresAt.IsZero() && tok.ExpiresAt.Before(exp) {
+		exp = tok.ExpiresAt
+	}
+	exp = exp.Truncate(time.Second)
+	claims := tokens.Claims{
+		Issuer:           issuer,
+		Audience:         []string{app.AUD},
+		IssuedAt:         iat,
+		NotBefore:        iat,
+		ExpiresAt:        exp,
+		Type:             "app",
+		CommonName:       tok.ClientID,
+		ServiceTokenID:   tok.ID,
+		ServiceTokenName: tok.Name,
+	}
+	jwt, err := keys.Sign(&claims)
+	if err != nil {
+		return nil
+	}
+	return &minted{
+		jwt:        jwt,
+		iat:        iat,
+		exp:        exp,
+		reuseUntil: now.Add(exp.Sub(now) / 2),
+	}
+}
+
+// verifiedJWT is a presented JWT that passed KeySet.Verify against keys.
+// It stands until until: its exp, or earlier if one of the keys is due to be
+// removed first (KeySet.Verify refuses JWTs of a removed key).
+type verifiedJWT struct {
+	claims *tokens.Claims
+	keys   *tokens.KeySet
+	until  time.Time
+}
+
+type verifyShard struct {
+	mu sync.RWMutex
+	m  map[string]verifiedJWT
+	_  [40]byte
+}
+
+// verifyCache remembers JWTs whose signature already verified, so a client
+// presenting the same CF_Authorization cookie on every request costs one
+// map lookup instead of a signature check. An entry counts only with the key
+// set that verified it (a key removal invalidates it) and only until exp;
+// time and claim checks beyond the signature are redone by the caller.
+type verifyCache struct {
+	shards [cacheShards]verifyShard
+}
+
+func newVerifyCache() *verifyCache {
+	c := &verifyCache{}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]verifiedJWT)
+	}
+	return c
+}
+
+// verify returns jwt's claims as KeySet.Verify would.
+func (c *verifyCache) verify(keys *tokens.KeySet, jwt, issuer string, now time.Time) (*tokens.Claims, error) {
+	sh := &c.shards[shardOf(jwt)%cacheShards]
+	sh.mu.RLock()
+	v, ok := sh.m[jwt]
+	sh.mu.RUnlock()
+	// Strictly inside [nbf, exp): KeySet.Verify's leeway windows take the
+	// slow path so its rules stay the only ones.
+	if ok && v.keys == keys && !now.Before(v.claims.NotBefore) && now.Before(v.until) {
+		return v.claims, nil
+	}
+	claims, err := keys.Verify(jwt, issuer, now)
+	if err != nil {
+		return nil, err
+	}
+	if now.Before(claims.NotBefore) || !now.Before(claims.ExpiresAt) {
+		return claims, nil // valid only by leeway: do not cache
+	}
+	until := claims.ExpiresAt
+	for _, k := range keys.Keys() {
+		if !k.RemoveAfter.IsZero() && k.RemoveAfter.Before(until) {
+			until = k.RemoveAfter
+		}
+	}
+	sh.mu.Lock()
+	if len(sh.m) >= maxVerified/cacheShards {
+		clear(sh.m)
+	}
+	sh.m[jwt] = verifiedJWT{claims: claims, keys: keys, until: until}
+	sh.mu.Unlock()
+	return claims, nil
+}

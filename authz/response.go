@@ -1,0 +1,175 @@
+package authz
+
+import (
+	"net/http"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// Response building. Everything that does not depend on the request is built
+// once here and shared: deny bodies per reason, the OK status, the
+// "strip a forged assertion" OK response. Shared messages are never
+// modified after init; gRPC only reads them when marshalling, which is safe
+// concurrently.
+
+// Dynamic metadata keys (namespace envoy.filters.http.ext_authz).
+const (
+	metaTokenID     = "token_id"
+	metaTokenName   = "token_name"
+	metaClientID    = "client_id"
+	metaApplication = "application"
+	metaPolicy      = "policy"
+	metaDecision    = "decision"
+	metaReason      = "reason"
+	metaDryRun      = "dry_run"
+)
+
+var (
+	statusOK = &rpcstatus.Status{}
+
+	// okStrip lets a request through with no identity: the only mutation is
+	// removing a client-forged cf-access-jwt-assertion so the upstream never
+	// trusts one gatehouse did not issue.
+	okStrip = &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+		HeadersToRemove: []string{headerAssertion},
+	}}
+
+	denied   [numReasons]*authv3.CheckResponse_DeniedResponse
+	statuses [numReasons]*rpcstatus.Status
+
+	valueAllow  = structpb.NewStringValue("allow")
+	valueDeny   = structpb.NewStringValue("deny")
+	valueTrue   = structpb.NewBoolValue(true)
+	reasonValue [numReasons]*structpb.Value
+)
+
+func init() {
+	for r := range numReasons {
+		reasonValue[r] = structpb.NewStringValue(r.String())
+		statuses[r] = &rpcstatus.Status{Code: int32(r.Code()), Message: r.String()}
+		if r.Allowed() {
+			statuses[r] = statusOK
+			continue
+		}
+		kind := "unauthorized"
+		if r.HTTPStatus() != http.StatusUnauthorized {
+			kind = "forbidden"
+			switch r.HTTPStatus() {
+			case http.StatusBadRequest:
+				kind = "bad_request"
+			case http.StatusServiceUnavailable, http.StatusInternalServerError:
+				kind = "unavailable"
+			}
+		}
+		denied[r] = &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status: &typev3.HttpStatus{Code: typev3.StatusCode(r.HTTPStatus())},
+			Headers: []*corev3.HeaderValueOption{{
+				Header: &corev3.HeaderValue{Key: "content-type", Value: "application/json"},
+			}},
+			// Reasons are fixed snake_case words: no escaping needed.
+			Body: `{"error":"` + kind + `","reason":"` + r.String() + `"}`,
+		}}
+	}
+}
+
+// assertionHeader is the upstream header carrying the session JWT.
+// OVERWRITE_IF_EXISTS_OR_ADD with the deprecated append unset is the only
+// form that overwrites (a forged copy too) in both legacy Envoy, which reads
+// only append, and Envoy ≥ 2026, which reads append_action.
+func assertionHeader(jwt string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: headerAssertion, Value: jwt},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+// sessionCookie is the Set-Cookie for the downstream response. append: true
+// adds a line in every Envoy version, so cookies the upstream sets survive.
+func sessionCookie(m *minted) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header: &corev3.HeaderValue{
+			Key: "set-cookie",
+			Value: cookieName + "=" + m.jwt + "; Path=/; Expires=" +
+				m.exp.UTC().Format(http.TimeFormat) + "; HttpOnly; Secure; SameSite=Lax",
+		},
+		Append: wrapperspb.Bool(true),
+	}
+}
+
+// tokenResponse returns the shared CheckResponse allowing d's token with m's
+// JWT, building it on first use. Its shape depends only on the variant and
+// on what the mintKey covers.
+func tokenResponse(m *minted, d *decision) *authv3.CheckResponse {
+	slot := &m.resp[d.via]
+	if resp := slot.Load(); resp != nil {
+		return resp
+	}
+	app := d.app.App
+	ok := &authv3.OkHttpResponse{
+		Headers:         []*corev3.HeaderValueOption{assertionHeader(m.jwt)},
+		HeadersToRemove: []string{headerClientSecret},
+	}
+	if d.via == viaCustom && d.header != "" {
+		ok.HeadersToRemove = append(ok.HeadersToRemove, d.header)
+	}
+	if d.via != viaJWT && app.SessionCookie {
+		ok.ResponseHeadersToAdd = []*corev3.HeaderValueOption{sessionCookie(m)}
+	}
+	resp := &authv3.CheckResponse{
+		Status:          statusOK,
+		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		DynamicMetadata: metadata(d),
+	}
+	slot.CompareAndSwap(nil, resp)
+	return slot.Load()
+}
+
+// plainResponse renders every decision that carries no JWT: denies, and
+// allows without a token identity (bypass, unmatched, ip/principal/everyone
+// policies, and a deny in dry run, which Envoy is told to let through).
+func plainResponse(d *decision) *authv3.CheckResponse {
+	resp := &authv3.CheckResponse{DynamicMetadata: metadata(d)}
+	if d.allowed() || d.dryRun {
+		resp.Status = statusOK
+		resp.HttpResponse = okStrip
+		return resp
+	}
+	resp.Status = statuses[d.reason]
+	resp.HttpResponse = denied[d.reason]
+	return resp
+}
+
+// metadata is the dynamic metadata Envoy stores under
+// envoy.filters.http.ext_authz for access logs. Never a secret or a JWT.
+// decision and reason are what the policies decided, also in dry run.
+func metadata(d *decision) *structpb.Struct {
+	f := make(map[string]*structpb.Value, 8)
+	if d.allowed() {
+		f[metaDecision] = valueAllow
+	} else {
+		f[metaDecision] = valueDeny
+	}
+	f[metaReason] = reasonValue[d.reason]
+	if d.app != nil {
+		f[metaApplication] = structpb.NewStringValue(d.app.App.Name)
+	}
+	if p := d.result.Policy; p != nil {
+		f[metaPolicy] = structpb.NewStringValue(p.Name)
+	}
+	if t := d.token; t != nil {
+		f[metaTokenID] = structpb.NewStringValue(t.ID)
+		f[metaTokenName] = structpb.NewStringValue(t.Name)
+		f[metaClientID] = structpb.NewStringValue(t.ClientID)
+	} else if d.clientID != "" {
+		f[metaClientID] = structpb.NewStringValue(d.clientID)
+	}
+	if d.dryRun {
+		f[metaDryRun] = valueTrue
+	}
+	return &structpb.Struct{Fields: f}
+}

@@ -1,0 +1,235 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+)
+
+// Config is the ext_authz server's process configuration. Served data
+// (tokens, applications, policies, keys) comes from the Snapshot.
+type Config struct {
+	// Issuer is the iss of minted session JWTs and the only one accepted
+	// back, e.g. "https://gatehouse.example.com".
+	Issuer string
+	// UnmatchedAllow lets requests that no application covers through
+	// (with no identity). False denies them with no_application (403).
+	UnmatchedAllow bool
+	// TrustedProxies is how many x-forwarded-for entries, counted from the
+	// right, were appended by proxies you trust; the N-th from the right is
+	// then the client address for ip rules. Zero uses the TCP peer
+	// (attributes.source.address).
+	TrustedProxies int
+	// LogAllowed logs allowed decisions too; denies are always logged.
+	LogAllowed bool
+	// Logger receives one line per decision at Info (the caller picks the
+	// handler, normally JSON). Nil disables decision logging.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server answers Envoy's envoy.service.auth.v3.Authorization/Check from the
+// published Snapshot. It is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	now     func() time.Time
+	log     *slog.Logger
+	snap    atomic.Pointer[Snapshot]
+	decider decider
+	minted  *jwtCache
+	seen    *lastSeen
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// NewServer returns a Server serving initial (an empty Snapshot if nil).
+func NewServer(cfg Config, initial *Snapshot) *Server {
+	s := &Server{
+		cfg:    cfg,
+		now:    cfg.Now,
+		log:    cfg.Logger,
+		minted: newJWTCache(),
+		seen:   newLastSeen(),
+		decider: decider{
+			issuer:         cfg.Issuer,
+			unmatchedAllow: cfg.UnmatchedAllow,
+			trustedProxies: cfg.TrustedProxies,
+			certs:          newCertNames(),
+			verified:       newVerifyCache(),
+		},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if initial == nil {
+		initial = NewSnapshot(nil, nil, nil)
+	}
+	s.snap.Store(initial)
+	return s
+}
+
+// Register adds the Authorization service to a gRPC server.
+func (s *Server) Register(r grpc.ServiceRegistrar) {
+	authv3.RegisterAuthorizationServer(r, s)
+}
+
+// Publish makes snap the state every later Check reads.
+func (s *Server) Publish(snap *Snapshot) {
+	if snap != nil {
+		s.snap.Store(snap)
+	}
+}
+
+// Snapshot returns the published state.
+func (s *Server) Snapshot() *Snapshot { return s.snap.Load() }
+
+// DrainLastSeen returns token id → when it last authenticated (by secret or
+// session JWT) since the previous drain, and forgets those records.
+func (s *Server) DrainLastSeen() map[string]time.Time { return s.seen.drain() }
+
+// Check decides one request. It always answers with a CheckResponse (a deny
+// is a non-OK status with a DeniedHttpResponse, never a gRPC error, so
+// Envoy's failure_mode_allow cannot turn a deny into an allow) and never
+// panics. The response may share immutable parts with other responses:
+// callers must not modify it.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	var r request
+	var d decision
+	defer func() {
+		if p := recover(); p != nil {
+			d = decision{reason: ReasonInternalError}
+			resp, err = plainResponse(&d), nil
+			if s.log != nil {
+				s.log.LogAttrs(ctx, slog.LevelError, "authz check panicked",
+					slog.String("panic", fmt.Sprint(p)))
+			}
+		}
+	}()
+	logging := s.log != nil && s.log.Enabled(ctx, slog.LevelInfo)
+	var start time.Time
+	if logging {
+		start = time.Now()
+	}
+	now := s.now()
+	snap := s.snap.Load()
+	if r.parse(req) {
+		d = s.decider.decide(snap, &r, now)
+	} else {
+		d.reason = ReasonMalformedRequest
+	}
+	if d.token != nil {
+		s.seen.touch(d.token.ID, now)
+	}
+	if d.allowed() && d.token != nil {
+		if m := s.minted.get(snap.keys, s.cfg.Issuer, d.token, d.app.App, d.result.Policy, now); m != nil {
+			resp = tokenResponse(m, &d)
+		} else {
+			d.reason = ReasonNoSigningKey
+		}
+	}
+	if resp == nil {
+		resp = plainResponse(&d)
+	}
+	if logging && (!d.allowed() || s.cfg.LogAllowed) {
+		s.logDecision(ctx, &r, &d, start)
+	}
+	return resp, nil
+}
+
+// logDecision writes the one decision line. It never logs a secret or a
+// JWT; the client id only when it is well-formed.
+func (s *Server) logDecision(ctx context.Context, r *request, d *decision, start time.Time) {
+	var buf [12]slog.Attr
+	a := buf[:0]
+	if r.requestID != "" {
+		a = append(a, slog.String("request_id", r.requestID))
+	}
+	decision := "deny"
+	if d.allowed() {
+		decision = "allow"
+	}
+	a = append(a,
+		slog.String("decision", decision),
+		slog.String("reason", d.reason.String()),
+	)
+	if d.app != nil {
+		a = append(a, slog.String("application", d.app.App.Name))
+	}
+	if p := d.result.Policy; p != nil {
+		a = append(a, slog.String("policy", p.Name), slog.String("rule", d.result.Rule))
+	}
+	if d.token != nil {
+		a = append(a, slog.String("token_name", d.token.Name), slog.String("client_id", d.token.ClientID))
+		if d.previous {
+			a = append(a, slog.Bool("previous_secret", true))
+		}
+	} else if d.clientID != "" {
+		a = append(a, slog.String("client_id", d.clientID))
+	}
+	a = append(a,
+		slog.Bool("dry_run", d.dryRun),
+		slog.Int64("latency_us", time.Since(start).Microseconds()),
+	)
+	s.log.LogAttrs(ctx, slog.LevelInfo, "authz", a...)
+}
+
+// Verdict is what Check would decide for a request, for `gatehouse check`
+// and tests.
+type Verdict struct {
+	// Allowed: the policies admit the request. In dry run Envoy is told OK
+	// whatever Allowed says.
+	Allowed bool
+	// Status is the HTTP status of the deny Envoy would send (200 when
+	// allowed).
+	Status                               int
+	Reason                               Reason
+	AppID, AppName                       string
+	PolicyID, PolicyName, PolicyDecision string
+	Rule                                 string // e.g. "include[0] service_token"
+	TokenID, TokenName                   string
+	DryRun                               bool
+}
+
+// Explain decides req exactly like Check but records nothing: no last-seen,
+// no JWT minting, no log line.
+func (s *Server) Explain(req *authv3.CheckRequest) (v Verdict) {
+	defer func() {
+		if p := recover(); p != nil {
+			v = Verdict{Status: ReasonInternalError.HTTPStatus(), Reason: ReasonInternalError}
+		}
+	}()
+	snap := s.snap.Load()
+	var r request
+	var d decision
+	if r.parse(req) {
+		d = s.decider.decide(snap, &r, s.now())
+	} else {
+		d.reason = ReasonMalformedRequest
+	}
+	if d.allowed() && d.token != nil && (snap.keys == nil || snap.keys.Active() == nil) {
+		d.reason = ReasonNoSigningKey
+	}
+	v = Verdict{
+		Allowed: d.allowed(),
+		Status:  d.reason.HTTPStatus(),
+		Reason:  d.reason,
+		DryRun:  d.dryRun,
+		Rule:    d.result.Rule,
+	}
+	if d.app != nil {
+		v.AppID, v.AppName = d.app.App.ID, d.app.App.Name
+	}
+	if p := d.result.Policy; p != nil {
+		v.PolicyID, v.PolicyName, v.PolicyDecision = p.ID, p.Name, string(p.Decision)
+	}
+	if d.token != nil {
+		v.TokenID, v.TokenName = d.token.ID, d.token.Name
+	}
+	return v
+}

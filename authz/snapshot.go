@@ -1,0 +1,163 @@
+package authz
+
+import (
+	"hash/maphash"
+	"maps"
+
+	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/tokens"
+)
+
+// shardCount is the number of copy-on-write token shards. With a million
+// tokens a write copies one shard of ~4k entries instead of the whole map.
+const shardCount = 256
+
+// shardSeed spreads keys over shards. It is fixed for the process so that
+// every Snapshot derived from another agrees on where a key lives.
+var shardSeed = maphash.MakeSeed()
+
+func shardOf(key string) int {
+	return int(maphash.String(shardSeed, key) % shardCount)
+}
+
+type tokenShard map[string]*tokens.ServiceToken
+
+// Snapshot is the immutable state a Check reads: service tokens indexed by
+// client id and by id, the compiled application/policy engine and the
+// signing keys. A new Snapshot is derived with Apply, WithEngine or WithKeys
+// and published with Server.Publish; readers never see a partial update.
+//
+// Tokens handed to NewSnapshot or Apply belong to the Snapshot from then on:
+// callers must not modify them (pass a Clone).
+type Snapshot struct {
+	byClientID [shardCount]tokenShard
+	byID       [shardCount]tokenShard
+	n          int
+	engine     *policy.Engine
+	keys       *tokens.KeySet
+}
+
+// NewSnapshot builds a Snapshot. eng and keys may be nil: with no engine no
+// application matches; with no keys no JWT can be minted or verified.
+func NewSnapshot(toks []*tokens.ServiceToken, eng *policy.Engine, keys *tokens.KeySet) *Snapshot {
+	s := &Snapshot{engine: eng, keys: keys}
+	hint := len(toks)/shardCount + 1
+	for i := range s.byClientID {
+		s.byClientID[i] = make(tokenShard, hint)
+		s.byID[i] = make(tokenShard, hint)
+	}
+	for _, t := range toks {
+		if t == nil {
+			continue
+		}
+		s.put(t)
+	}
+	return s
+}
+
+// put inserts t into shards the caller owns.
+func (s *Snapshot) put(t *tokens.ServiceToken) {
+	ids := s.byID[shardOf(t.ID)]
+	if old, ok := ids[t.ID]; ok {
+		if old.ClientID != t.ClientID {
+			delete(s.byClientID[shardOf(old.ClientID)], old.ClientID)
+		}
+	} else {
+		s.n++
+	}
+	ids[t.ID] = t
+	s.byClientID[shardOf(t.ClientID)][t.ClientID] = t
+}
+
+// Apply returns a Snapshot with put inserted or replaced (by id) and the
+// tokens with ids in deleted removed; s itself is unchanged. Only the shards
+// the change touches are copied. A token both put and deleted ends up
+// deleted.
+func (s *Snapshot) Apply(put []*tokens.ServiceToken, deleted []string) *Snapshot {
+	ns := *s
+	var ownC, ownI [shardCount]bool
+	ownClient := func(key string) tokenShard {
+		i := shardOf(key)
+		if !ownC[i] {
+			ns.byClientID[i] = cloneShard(ns.byClientID[i])
+			ownC[i] = true
+		}
+		return ns.byClientID[i]
+	}
+	ownID := func(key string) tokenShard {
+		i := shardOf(key)
+		if !ownI[i] {
+			ns.byID[i] = cloneShard(ns.byID[i])
+			ownI[i] = true
+		}
+		return ns.byID[i]
+	}
+	for _, t := range put {
+		if t == nil {
+			continue
+		}
+		ids := ownID(t.ID)
+		if old, ok := ids[t.ID]; ok {
+			if old.ClientID != t.ClientID {
+				delete(ownClient(old.ClientID), old.ClientID)
+			}
+		} else {
+			ns.n++
+		}
+		ids[t.ID] = t
+		ownClient(t.ClientID)[t.ClientID] = t
+	}
+	for _, id := range deleted {
+		old, ok := ns.byID[shardOf(id)][id]
+		if !ok {
+			continue
+		}
+		delete(ownID(id), id)
+		if cur := ns.byClientID[shardOf(old.ClientID)][old.ClientID]; cur == old {
+			delete(ownClient(old.ClientID), old.ClientID)
+		}
+		ns.n--
+	}
+	return &ns
+}
+
+// cloneShard copies a shard (nil for a zero Snapshot) so it can be written.
+func cloneShard(m tokenShard) tokenShard {
+	if m == nil {
+		return make(tokenShard)
+	}
+	return maps.Clone(m)
+}
+
+// WithEngine returns a Snapshot that shares s's tokens and keys and uses eng.
+func (s *Snapshot) WithEngine(eng *policy.Engine) *Snapshot {
+	ns := *s
+	ns.engine = eng
+	return &ns
+}
+
+// WithKeys returns a Snapshot that shares s's tokens and engine and uses keys.
+func (s *Snapshot) WithKeys(keys *tokens.KeySet) *Snapshot {
+	ns := *s
+	ns.keys = keys
+	return &ns
+}
+
+// TokenByClientID returns the token with this client id, or nil.
+func (s *Snapshot) TokenByClientID(clientID string) *tokens.ServiceToken {
+	return s.byClientID[shardOf(clientID)][clientID]
+}
+
+// TokenByID returns the token with this id, or nil.
+func (s *Snapshot) TokenByID(id string) *tokens.ServiceToken {
+	return s.byID[shardOf(id)][id]
+}
+
+// Len is the number of tokens.
+func (s *Snapshot) Len() int { return s.n }
+
+// Engine is the compiled application/policy engine (nil if none).
+func (s *Snapshot) Engine() *policy.Engine { return s.engine }
+
+// Keys is the signing key set (nil if none).
+func (s *Snapshot) Keys() *tokens.KeySet { return s.keys }
