@@ -226,9 +226,9 @@ func (w *world) check(req *authv3.CheckRequest) *authv3.CheckResponse {
 func tokenRule(t *tokens.ServiceToken) policy.Rule {
 	return policy.Rule{ServiceToken: &policy.ServiceTokenRule{TokenID: t.ID}}
 }
-func ipRule(cidr string) policy.Rule      { return policy.Rule{IP: &policy.IPRule{IP: cidr}} }
-func everyoneRule() policy.Rule           { return policy.Rule{Everyone: &struct{}{}} }
-func anyTokenRule() policy.Rule           { return policy.Rule{AnyValidServiceToken: &struct{}{}} }
+func ipRule(cidr string) policy.Rule { return policy.Rule{IP: &policy.IPRule{IP: cidr}} }
+func everyoneRule() policy.Rule      { return policy.Rule{Everyone: &struct{}{}} }
+func anyTokenRule() policy.Rule      { return policy.Rule{AnyValidServiceToken: &struct{}{}} }
 func principalRule(exact string) policy.Rule {
 	return policy.Rule{Principal: &policy.PrincipalRule{Exact: exact}}
 }
