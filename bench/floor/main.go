@@ -36,7 +36,9 @@ var ok = &authv3.CheckResponse{
 	}},
 }
 
-type server struct{ authv3.UnimplementedAuthorizationServer }
+type server struct {
+	authv3.UnimplementedAuthorizationServer
+}
 
 func (server) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return ok, nil
