@@ -1,0 +1,273 @@
+package tokens
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	// JWTLeeway is the clock skew allowed when checking exp, nbf and iat.
+	JWTLeeway = 30 * time.Second
+	// MaxJWTLen bounds the JWTs Verify will parse; gatehouse's are well under
+	// 1 KiB. Longer input is rejected before any decoding.
+	MaxJWTLen = 8 << 10
+)
+
+// Errors returned by KeySet.Verify (and, for ErrJWTClaims, KeySet.Sign). The
+// wrapping error adds detail; it never contains the token.
+var (
+	// ErrJWTMalformed means the token is not three base64url segments of a
+	// JSON header, JSON claims and a signature, or is too long.
+	ErrJWTMalformed = errors.New("session JWT is malformed")
+	// ErrJWTUnknownKID means the header names no kid, or one that is not in
+	// the key set (or whose key has been removed).
+	ErrJWTUnknownKID = errors.New("session JWT has a missing or unknown kid")
+	// ErrJWTAlg means the header's alg is not the algorithm of the key its
+	// kid names ("none", HS256, or another key's algorithm).
+	ErrJWTAlg = errors.New("session JWT algorithm does not match its key")
+	// ErrJWTSignature means the signature does not verify with the kid's key.
+	ErrJWTSignature = errors.New("session JWT signature is invalid")
+	// ErrJWTExpired means exp has passed (by more than JWTLeeway).
+	ErrJWTExpired = errors.New("session JWT has expired")
+	// ErrJWTNotYetValid means nbf or iat is in the future (by more than
+	// JWTLeeway).
+	ErrJWTNotYetValid = errors.New("session JWT is not valid yet")
+	// ErrJWTIssuer means iss is not the expected issuer.
+	ErrJWTIssuer = errors.New("session JWT issuer is wrong")
+	// ErrJWTClaims means a required claim is missing or has the wrong type.
+	ErrJWTClaims = errors.New("session JWT claims are invalid")
+)
+
+// Claims are a session JWT's claims, as Cloudflare Access puts them in a
+// service token's application token.
+type Claims struct {
+	Issuer                         string   // "iss": the team domain URL
+	Audience                       []string // "aud": the application's AUD tag
+	IssuedAt, NotBefore, ExpiresAt time.Time
+	Type                           string // "type": "app"
+	CommonName                     string // "common_name": the client id
+	Subject                        string // "sub": "" for service tokens
+	ServiceTokenID                 string // "service_token_id": the token's id
+	ServiceTokenName               string // "service_token_name"
+}
+
+// signedClaims is the JSON form Sign writes: aud always an array, sub always
+// present (Cloudflare sends "" for service tokens).
+type signedClaims struct {
+	Issuer           string           `json:"iss"`
+	Audience         []string         `json:"aud"`
+	IssuedAt         *jwt.NumericDate `json:"iat"`
+	NotBefore        *jwt.NumericDate `json:"nbf"`
+	ExpiresAt        *jwt.NumericDate `json:"exp"`
+	Type             string           `json:"type"`
+	CommonName       string           `json:"common_name"`
+	Subject          string           `json:"sub"`
+	ServiceTokenID   string           `json:"service_token_id"`
+	ServiceTokenName string           `json:"service_token_name"`
+}
+
+// parsedClaims is what Verify decodes; aud may be a string or an array
+// (RFC 7519 §4.1.3).
+type parsedClaims struct {
+	Issuer           string           `json:"iss"`
+	Audience         jwt.ClaimStrings `json:"aud"`
+	IssuedAt         *jwt.NumericDate `json:"iat"`
+	NotBefore        *jwt.NumericDate `json:"nbf"`
+	ExpiresAt        *jwt.NumericDate `json:"exp"`
+	Type             string           `json:"type"`
+	CommonName       string           `json:"common_name"`
+	Subject          string           `json:"sub"`
+	ServiceTokenID   string           `json:"service_token_id"`
+	ServiceTokenName string           `json:"service_token_name"`
+}
+
+func (c *parsedClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt, nil }
+func (c *parsedClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt, nil }
+func (c *parsedClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore, nil }
+func (c *parsedClaims) GetIssuer() (string, error)                   { return c.Issuer, nil }
+func (c *parsedClaims) GetSubject() (string, error)                  { return c.Subject, nil }
+func (c *parsedClaims) GetAudience() (jwt.ClaimStrings, error)       { return c.Audience, nil }
+
+// Sign signs c with the active key. The header is {"alg","kid","typ":"JWT"}.
+// Issuer, IssuedAt and ExpiresAt (after IssuedAt) are required; a zero
+// NotBefore becomes IssuedAt. Times are written in whole seconds. Signing
+// costs from tens of microseconds (EdDSA, ES256) to a millisecond or more
+// (RS256): callers reuse a JWT while its claims stay valid.
+func (ks *KeySet) Sign(c *Claims) (string, error) {
+	if ks.active == nil {
+		return "", ErrNoActiveKey
+	}
+	switch {
+	case c.Issuer == "":
+		return "", fmt.Errorf("%w: iss is empty", ErrJWTClaims)
+	case c.IssuedAt.IsZero():
+		return "", fmt.Errorf("%w: iat is not set", ErrJWTClaims)
+	case c.ExpiresAt.IsZero():
+		return "", fmt.Errorf("%w: exp is not set", ErrJWTClaims)
+	case !c.ExpiresAt.After(c.IssuedAt):
+		return "", fmt.Errorf("%w: exp is not after iat", ErrJWTClaims)
+	}
+	nbf := c.NotBefore
+	if nbf.IsZero() {
+		nbf = c.IssuedAt
+	}
+	aud := c.Audience
+	if aud == nil {
+		aud = []string{}
+	}
+	payload, err := json.Marshal(&signedClaims{
+		Issuer:           c.Issuer,
+		Audience:         aud,
+		IssuedAt:         jwt.NewNumericDate(c.IssuedAt),
+		NotBefore:        jwt.NewNumericDate(nbf),
+		ExpiresAt:        jwt.NewNumericDate(c.ExpiresAt),
+		Type:             c.Type,
+		CommonName:       c.CommonName,
+		Subject:          c.Subject,
+		ServiceTokenID:   c.ServiceTokenID,
+		ServiceTokenName: c.ServiceTokenName,
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrJWTClaims, err)
+	}
+	e := ks.byKID[ks.active.KID]
+	enc := base64.RawURLEncoding
+	buf := make([]byte, 0, len(e.header)+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(512))
+	buf = append(buf, e.header...)
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, payload)
+	sig, err := e.method.Sign(string(buf), ks.active.Signer)
+	if err != nil {
+		return "", fmt.Errorf("signing session JWT with kid %s: %w", ks.active.KID, err)
+	}
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, sig)
+	return string(buf), nil
+}
+
+// lookup is the jwt key function: it requires a kid in the set and pins the
+// algorithm to that key's.
+func (ks *KeySet) lookup(t *jwt.Token) (any, error) {
+	kid, ok := t.Header["kid"].(string)
+	if !ok || kid == "" {
+		return nil, fmt.Errorf("%w: the header has no kid", ErrJWTUnknownKID)
+	}
+	e := ks.byKID[kid]
+	if e == nil {
+		return nil, ErrJWTUnknownKID
+	}
+	if t.Method.Alg() != string(e.key.Alg) {
+		return nil, fmt.Errorf("%w: header alg is %q, the key's is %s", ErrJWTAlg, t.Method.Alg(), e.key.Alg)
+	}
+	return e.verifyKey, nil
+}
+
+// Verify checks a session JWT and returns its claims: the signature with the
+// key its kid names (required), using that key's algorithm only; exp (which
+// is required), nbf and iat against now with JWTLeeway; and iss == issuer.
+// It does not check aud or whether the token was revoked: callers do.
+// Errors wrap the ErrJWT* sentinels.
+func (ks *KeySet) Verify(token, issuer string, now time.Time) (*Claims, error) {
+	if len(token) > MaxJWTLen {
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrJWTMalformed, MaxJWTLen)
+	}
+	if issuer == "" {
+		return nil, fmt.Errorf("%w: no issuer to check against", ErrJWTIssuer)
+	}
+	var pc parsedClaims
+	t, err := ks.parser.ParseWithClaims(token, &pc, ks.keyFunc)
+	if err != nil {
+		return nil, ks.parseError(t, err)
+	}
+	// keyFunc found the key; a key past RemoveAfter only signed JWTs that
+	// have expired, whatever they claim.
+	kid, _ := t.Header["kid"].(string)
+	if k := ks.byKID[kid].key; !k.RemoveAfter.IsZero() && !now.Before(k.RemoveAfter) {
+		return nil, fmt.Errorf("%w: the key was removed", ErrJWTUnknownKID)
+	}
+	if pc.ExpiresAt == nil {
+		return nil, fmt.Errorf("%w: exp is missing", ErrJWTClaims)
+	}
+	v := jwt.NewValidator(
+		jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithLeeway(JWTLeeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(issuer),
+	)
+	if err := v.Validate(&pc); err != nil {
+		return nil, claimsError(err)
+	}
+	c := &Claims{
+		Issuer:           pc.Issuer,
+		Audience:         []string(pc.Audience),
+		ExpiresAt:        pc.ExpiresAt.Time,
+		Type:             pc.Type,
+		CommonName:       pc.CommonName,
+		Subject:          pc.Subject,
+		ServiceTokenID:   pc.ServiceTokenID,
+		ServiceTokenName: pc.ServiceTokenName,
+	}
+	if pc.IssuedAt != nil {
+		c.IssuedAt = pc.IssuedAt.Time
+	}
+	if pc.NotBefore != nil {
+		c.NotBefore = pc.NotBefore.Time
+	}
+	return c, nil
+}
+
+// parseError maps a jwt parse error to our sentinels.
+func (ks *KeySet) parseError(t *jwt.Token, err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return fmt.Errorf("%w: %v", ErrJWTMalformed, err)
+	case errors.Is(err, ErrJWTUnknownKID), errors.Is(err, ErrJWTAlg):
+		return keyFuncCause(err)
+	case t == nil || t.Method == nil:
+		// alg missing or not a registered algorithm.
+		return fmt.Errorf("%w: %v", ErrJWTAlg, err)
+	case !ks.algs[t.Method.Alg()]:
+		// Rejected by WithValidMethods: no key here uses this algorithm.
+		return fmt.Errorf("%w: no key uses %q", ErrJWTAlg, t.Method.Alg())
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return ErrJWTSignature
+	}
+	return fmt.Errorf("%w: %v", ErrJWTMalformed, err)
+}
+
+// keyFuncCause returns the error lookup returned, without the jwt library's
+// "token is unverifiable: error while executing keyfunc" wrapping (which
+// joins its sentinel and the cause with several %w, the cause last).
+func keyFuncCause(err error) error {
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		if errs := u.Unwrap(); len(errs) > 0 {
+			return errs[len(errs)-1]
+		}
+	}
+	return err
+}
+
+// claimsError maps a jwt validation error to our sentinels, most telling
+// first.
+func claimsError(err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ErrJWTExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return fmt.Errorf("%w: nbf is in the future", ErrJWTNotYetValid)
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return fmt.Errorf("%w: iat is in the future", ErrJWTNotYetValid)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return ErrJWTIssuer
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		// exp is checked before; the only other required claim is iss.
+		return fmt.Errorf("%w: iss is missing", ErrJWTIssuer)
+	}
+	return fmt.Errorf("%w: %v", ErrJWTClaims, err)
+}
