@@ -192,7 +192,7 @@ func TestNormalizeHost(t *testing.T) {
 		{"[1.2.3.4]", "[1.2.3.4]"},
 		{"[zz]:80", "[zz]:80"},
 		{"[::1", "[::1"},
-		{"::1", "::1"}, // bare IPv6: several colons, no port stripped
+		{"::1", "::1"},                         // bare IPv6: several colons, no port stripped
 		{"ÄPP.example.com", "Äpp.example.com"}, // ASCII-only folding
 		{"", ""},
 		{":80", ""},
