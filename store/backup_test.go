@@ -12,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-dev/gatehouse/tokens"
 )
 
 // fill writes one of everything, in separate transactions.
@@ -230,4 +232,39 @@ func TestVerify(t *testing.T) {
 			t.Errorf("Verify(garbage) = %v, want ErrNotStore", err)
 		}
 	})
+}
+
+// TestLoadManyTokens covers Load's parallel decoding: order and contents
+// must be those of a plain ForEachToken, and a bad record must be named.
+func TestLoadManyTokens(t *testing.T) {
+	db := openTest(t, fast)
+	const n = 5000 // several decoding workers' worth
+	mustUpdate(t, db, func(tx *Tx) error {
+		for i := range n {
+			if err := tx.PutToken(newToken(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	st := mustLoad(t, db)
+	var want []*tokens.ServiceToken
+	err := db.View(func(tx *Tx) error {
+		return tx.ForEachToken(func(tok *tokens.ServiceToken) error { want = append(want, tok); return nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Tokens) != n || !reflect.DeepEqual(st.Tokens, want) {
+		t.Fatalf("Load returned %d tokens, different from ForEachToken's %d", len(st.Tokens), len(want))
+	}
+	bad := newToken(n - 10).ID
+	if err := db.bolt.Update(func(btx *bolt.Tx) error {
+		return btx.Bucket(bucketTokens).Put([]byte(bad), []byte(`{"id": 42}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Load(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), bad) {
+		t.Errorf("Load with a bad record = %v, want ErrCorrupt naming %s", err, bad)
+	}
 }

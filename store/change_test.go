@@ -125,7 +125,7 @@ func TestChangeContents(t *testing.T) {
 			if !reflect.DeepEqual(all[0], want) {
 				t.Errorf("change =\n%+v\nwant\n%+v", all[0], want)
 			}
-			if all[0].Empty() != (tt.want.Rev == 0 && reflect.DeepEqual(tt.want, Change{})) {
+			if all[0].Empty() != reflect.DeepEqual(tt.want, Change{}) {
 				t.Errorf("Empty() = %v", all[0].Empty())
 			}
 		})

@@ -60,14 +60,23 @@
 //
 // Load returns the whole State with the revision it was read at, from one
 // read transaction. LoadAndSubscribe does both atomically, so a mirror
-// starts from State and applies exactly the Changes with a higher Rev.
+// starts from State and applies exactly the Changes with a higher Rev
+// (deliveries, and so Update/Batch returns, wait while it loads: call it
+// at startup).
+//
+// A commit that fails with an I/O error after bbolt wrote its meta page
+// could leave the revision on disk ahead of what was delivered; the hub
+// would then wait for a change that never comes. bbolt reports such
+// failures (fsync errors) as fatal for the file anyway: restart the
+// process, which reloads from the file.
 //
 // # Why Batch
 //
 // With fsync on (the default; Options.NoSync is for tests), a commit costs
 // one or two fsyncs, so a loop of Updates is bounded by the disk's sync
 // rate. Batch coalesces concurrent calls (up to MaxBatchSize, or whatever
-// arrives within MaxBatchDelay) into one bbolt transaction and one fsync.
+// arrives within MaxBatchDelay, 2ms by default rather than bbolt's 10ms)
+// into one bbolt transaction and one fsync.
 // Each call still gets its own revision and Change. bbolt may run a call's
 // fn more than once: when one fn fails, the whole transaction is rolled
 // back and retried without it, and the failing call is re-run alone. So fn
