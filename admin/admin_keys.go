@@ -223,7 +223,7 @@ func putNewAdminKey(tx *store.Tx, k *store.AdminKey) error {
 	}
 	for _, o := range keys {
 		if o.Name == k.Name && o.RevokedAt.IsZero() {
-			return invalid("name", fmt.Errorf("an admin key named %q already exists: %w", k.Name, store.ErrNameTaken))
+			return invalid("name", taken(store.ErrNameTaken, "an admin key named %q already exists", k.Name))
 		}
 	}
 	return tx.PutAdminKey(k)

@@ -317,7 +317,7 @@ func checkDomainsFree(tx *store.Tx, a *policy.Application) error {
 		}
 		for i, d := range a.Domains {
 			if slices.Contains(o.Domains, d) {
-				return invalid(fmt.Sprintf("domains[%d]", i), fmt.Errorf("%q is a domain of application %q: %w", d, o.Name, ErrDomainTaken))
+				return invalid(fmt.Sprintf("domains[%d]", i), taken(ErrDomainTaken, "%q is a domain of application %q already", d, o.Name))
 			}
 		}
 		return nil
@@ -327,7 +327,7 @@ func checkDomainsFree(tx *store.Tx, a *policy.Application) error {
 // appPutError names the field behind a uniqueness error of PutApp.
 func appPutError(a *policy.Application, err error) error {
 	if errors.Is(err, store.ErrNameTaken) {
-		return invalid("name", fmt.Errorf("an application named %q already exists: %w", a.Name, err))
+		return invalid("name", taken(store.ErrNameTaken, "an application named %q already exists", a.Name))
 	}
 	return err
 }

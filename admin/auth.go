@@ -144,7 +144,8 @@ func (s *Server) authenticate(ctx context.Context) (caller, error) {
 		return caller{}, status.Error(codes.Unauthenticated, "authorization metadata has an empty admin key")
 	}
 	if err := tokens.CheckSecret(key, tokens.AdminKeyPrefix, false); err != nil {
-		return caller{}, status.Errorf(codes.Unauthenticated, "admin key is malformed: expected a key starting with %q", tokens.AdminKeyPrefix)
+		// The reason (length, prefix, alphabet, checksum) never holds the key.
+		return caller{}, status.Errorf(codes.Unauthenticated, "admin key is malformed (%s): expected a %s… key", secretReason(err), tokens.AdminKeyPrefix)
 	}
 	digest := tokens.Digest(key)
 	var k *store.AdminKey

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/gatehouse-dev/gatehouse/policy"
 	"github.com/gatehouse-dev/gatehouse/store"
 )
 
@@ -62,15 +64,40 @@ func (e *fieldError) Unwrap() error { return e.err }
 func (e *fieldError) Is(target error) bool { return target == ErrInvalid }
 
 // invalid wraps err (whose text says what is wrong) as an error about field.
-// An empty field is for errors of the tokens and policy validators, whose
-// text already names the field.
+// An empty field is for errors of the policy validators, whose text names
+// the field after the record kind ("invalid policy: include[0]: ..."); the
+// kind is dropped so that the message starts with the field.
 func invalid(field string, err error) error {
+	if field == "" {
+		for _, kind := range []error{policy.ErrInvalidApplication, policy.ErrInvalidPolicy} {
+			if p := kind.Error() + ": "; strings.HasPrefix(err.Error(), p) {
+				err = &sentinelError{msg: strings.TrimPrefix(err.Error(), p), sentinel: err}
+				break
+			}
+		}
+	}
 	return &fieldError{field: field, err: err}
 }
 
 // invalidf is invalid with a formatted reason.
 func invalidf(field, format string, args ...any) error {
 	return &fieldError{field: field, err: fmt.Errorf(format, args...)}
+}
+
+// sentinelError is an error with a complete message of its own that still
+// matches its sentinel with errors.Is (whose text would only repeat it).
+type sentinelError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *sentinelError) Error() string { return e.msg }
+func (e *sentinelError) Unwrap() error { return e.sentinel }
+
+// taken reports a uniqueness conflict: sentinel decides the code, the
+// formatted text is the message.
+func taken(sentinel error, format string, args ...any) error {
+	return &sentinelError{msg: fmt.Sprintf(format, args...), sentinel: sentinel}
 }
 
 // toStatus maps an operation's error to the gRPC status the client sees. It

@@ -296,9 +296,9 @@ func checkSiblings(p *policy.Policy, a *policy.Application, siblings []*policy.P
 		switch {
 		case o.ID == p.ID:
 		case o.Name == p.Name:
-			return invalid("name", fmt.Errorf("application %q already has a policy named %q: %w", a.Name, p.Name, store.ErrNameTaken))
+			return invalid("name", taken(store.ErrNameTaken, "application %q already has a policy named %q", a.Name, p.Name))
 		case o.Precedence == p.Precedence:
-			return invalid("precedence", fmt.Errorf("%d is the precedence of policy %q: %w", p.Precedence, o.Name, ErrPrecedenceTaken))
+			return invalid("precedence", taken(ErrPrecedenceTaken, "%d is the precedence of policy %q already", p.Precedence, o.Name))
 		}
 	}
 	return nil

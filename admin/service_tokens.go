@@ -336,8 +336,8 @@ func (s *Server) DeleteServiceToken(ctx context.Context, req *adminv1.DeleteServ
 			if err != nil {
 				return err
 			}
-			return fmt.Errorf("%w: service token %q is named by %s; take it out of them first, or delete with force",
-				store.ErrInUse, t.Name, names)
+			return taken(store.ErrInUse, "service token %q is in use by %s: take it out of them first, or delete it with force",
+				t.Name, names)
 		}
 		var notes []string
 		for _, p := range users {
@@ -424,9 +424,9 @@ func findToken(tx *store.Tx, ref string) (*tokens.ServiceToken, error) {
 func tokenPutError(t *tokens.ServiceToken, err error) error {
 	switch {
 	case errors.Is(err, store.ErrNameTaken):
-		return invalid("name", fmt.Errorf("a service token named %q already exists: %w", t.Name, err))
+		return invalid("name", taken(store.ErrNameTaken, "a service token named %q already exists", t.Name))
 	case errors.Is(err, store.ErrClientIDTaken):
-		return invalid("client_id", fmt.Errorf("a service token with client id %q already exists: %w", t.ClientID, err))
+		return invalid("client_id", taken(store.ErrClientIDTaken, "a service token with client id %q already exists", t.ClientID))
 	}
 	return err
 }
