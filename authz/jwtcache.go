@@ -70,11 +70,12 @@ type mintShard struct {
 // jwtCache holds minted session JWTs so that Check never signs per request:
 // a JWT is reused while at least half of its lifetime remains.
 type jwtCache struct {
-	shards [cacheShards]mintShard
+	shards   [cacheShards]mintShard
+	perShard int // bound per shard
 }
 
 func newJWTCache() *jwtCache {
-	c := &jwtCache{}
+	c := &jwtCache{perShard: maxMinted / cacheShards}
 	for i := range c.shards {
 		c.shards[i].m = make(map[mintKey]*minted)
 	}
@@ -135,7 +136,7 @@ func (c *jwtCache) get(keys *tokens.KeySet, issuer string, tok *tokens.ServiceTo
 		return nil
 	}
 	sh.mu.Lock()
-	if len(sh.m) >= maxMinted/cacheShards {
+	if len(sh.m) >= c.perShard {
 		clear(sh.m)
 	}
 	sh.m[key] = e

@@ -1,0 +1,305 @@
+package authz
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/tokens"
+)
+
+func mintedCount(s *Server) int {
+	n := 0
+	for i := range s.minted.shards {
+		sh := &s.minted.shards[i]
+		sh.mu.RLock()
+		n += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+func TestJWTReuse(t *testing.T) {
+	b := newBase(t)
+	req := tokenReq(b.alpha.ClientID, b.alphaSecret)
+	first, _ := wantAllowToken(t, b.check(req))
+	// The same JWT (and the same shared response) while half the 24h
+	// session remains.
+	b.clock.Advance(11 * time.Hour)
+	resp := b.check(req)
+	if again, _ := wantAllowToken(t, resp); again != first {
+		t.Fatal("JWT re-signed while still fresh")
+	}
+	if b.check(req) != resp {
+		t.Error("allow response rebuilt instead of shared")
+	}
+	// Past half its lifetime: a new one.
+	b.clock.Advance(time.Hour + time.Second)
+	second, _ := wantAllowToken(t, b.check(req))
+	if second == first {
+		t.Fatal("JWT reused past half its lifetime")
+	}
+	// A change to the token (here a rename; UpdatedAt moves) re-signs.
+	b.clock.Advance(time.Second)
+	c := b.alpha.Clone()
+	c.Name, c.UpdatedAt = "alpha-renamed", b.now()
+	b.srv.Publish(b.srv.Snapshot().Apply([]*tokens.ServiceToken{c}, nil))
+	third, _ := wantAllowToken(t, b.check(req))
+	if third == second {
+		t.Fatal("JWT reused after the token changed")
+	}
+	if cl, _ := b.keys.Verify(third, testIssuer, b.now()); cl.ServiceTokenName != "alpha-renamed" {
+		t.Errorf("service_token_name = %q after rename", cl.ServiceTokenName)
+	}
+	// A new signing key re-signs.
+	next, _, err := tokens.RotateKeys(b.keys.Keys(), tokens.AlgES256, tokens.MaxSessionDuration, b.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.keys = keySet(t, next...)
+	b.srv.Publish(b.srv.Snapshot().WithKeys(b.keys))
+	fourth, _ := wantAllowToken(t, b.check(req))
+	if fourth == third {
+		t.Fatal("JWT reused after key rotation")
+	}
+	if _, err := b.keys.Verify(fourth, testIssuer, b.now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestJWTAfterSessionRevocation(t *testing.T) {
+	b := newBase(t)
+	req := tokenReq(b.alpha.ClientID, b.alphaSecret)
+	old, _ := wantAllowToken(t, b.check(req))
+	// Revoke in the middle of a second, the way an operator would.
+	b.clock.Advance(500 * time.Millisecond)
+	b.app.SessionsRevokedAt = b.now()
+	b.app.UpdatedAt = b.now()
+	b.publish()
+	wantDeny(t, b.check(cookieReq(old)), ReasonSessionRevoked)
+
+	// The very next request (same second) gets a JWT that is not revoked.
+	fresh, _ := wantAllowToken(t, b.check(req))
+	if fresh == old {
+		t.Fatal("revoked JWT handed out again")
+	}
+	wantAllowToken(t, b.check(cookieReq(fresh)))
+}
+
+func TestExplainRecordsNothing(t *testing.T) {
+	b := newBase(t)
+	req := tokenReq(b.alpha.ClientID, b.alphaSecret)
+	if v := b.srv.Explain(req); !v.Allowed || v.TokenName != "alpha" || v.PolicyDecision != "non_identity" || v.Rule == "" {
+		t.Fatalf("Explain = %+v", v)
+	}
+	if n := mintedCount(b.srv); n != 0 {
+		t.Errorf("Explain minted %d JWTs", n)
+	}
+	if seen := b.srv.DrainLastSeen(); len(seen) != 0 {
+		t.Errorf("Explain recorded last-seen: %v", seen)
+	}
+	if logs := b.logs.String(); logs != "" {
+		t.Errorf("Explain logged: %s", logs)
+	}
+}
+
+func TestLastSeen(t *testing.T) {
+	b := newBase(t)
+	b.check(tokenReq(b.alpha.ClientID, b.alphaSecret))
+	b.check(tokenReq(b.beta.ClientID, b.alphaSecret)) // wrong secret: not seen
+	b.clock.Advance(5 * time.Second)
+	jwt, _ := wantAllowToken(t, b.check(tokenReq(b.alpha.ClientID, b.alphaSecret)))
+
+	seen := b.srv.DrainLastSeen()
+	if len(seen) != 1 || !seen[b.alpha.ID].Equal(b.now()) {
+		t.Fatalf("last seen = %v, want alpha at %v", seen, b.now())
+	}
+	if again := b.srv.DrainLastSeen(); len(again) != 0 {
+		t.Fatalf("second drain = %v, want empty", again)
+	}
+	// A session JWT counts as the token being used.
+	b.clock.Advance(time.Minute)
+	wantAllowToken(t, b.check(cookieReq(jwt)))
+	if seen := b.srv.DrainLastSeen(); !seen[b.alpha.ID].Equal(b.now()) {
+		t.Fatalf("last seen after JWT = %v", seen)
+	}
+}
+
+func TestLastSeenTouchAllocs(t *testing.T) {
+	l := newLastSeen()
+	now := t0
+	l.touch("a-token-id", now)
+	if n := testing.AllocsPerRun(100, func() {
+		now = now.Add(2 * time.Second)
+		l.touch("a-token-id", now)
+	}); n != 0 {
+		t.Errorf("touch of a seen token allocates %v times", n)
+	}
+}
+
+func TestLastSeenConcurrent(t *testing.T) {
+	l := newLastSeen()
+	var wg sync.WaitGroup
+	ids := []string{"a", "b", "c", "d"}
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 1000 {
+				l.touch(ids[(g+i)%len(ids)], t0.Add(time.Duration(i)*time.Second))
+			}
+		}()
+	}
+	drained := map[string]time.Time{}
+	for range 10 {
+		for k, v := range l.drain() {
+			if v.After(drained[k]) {
+				drained[k] = v
+			}
+		}
+	}
+	wg.Wait()
+	for k, v := range l.drain() {
+		if v.After(drained[k]) {
+			drained[k] = v
+		}
+	}
+	for _, id := range ids {
+		if drained[id].IsZero() {
+			t.Errorf("token %s never drained", id)
+		}
+	}
+}
+
+func TestMintCacheBounded(t *testing.T) {
+	c := newJWTCache()
+	c.perShard = 8
+	ks := keySet(t, testKey(t, tokens.AlgEdDSA, 0))
+	app := &policy.Application{ID: "app", AUD: strings.Repeat("a", 64), SessionDuration: time.Hour}
+	tok := &tokens.ServiceToken{ID: "tok", ClientID: "c", Name: "n", Enabled: true}
+	per := c.perShard
+	for i := range per + 1 {
+		tok.UpdatedAt = t0.Add(time.Duration(i)) // a new key each time, same shard
+		if c.get(ks, testIssuer, tok, app, nil, t0) == nil {
+			t.Fatal("mint failed")
+		}
+	}
+	sh := &c.shards[shardOf("tok")%cacheShards]
+	if n := len(sh.m); n != 1 {
+		t.Errorf("shard holds %d entries after overflowing its bound %d, want 1 (dropped, then the new one)", n, per)
+	}
+}
+
+func TestDecisionLog(t *testing.T) {
+	b := newBase(t)
+	jwt, _ := wantAllowToken(t, b.check(tokenReq(b.alpha.ClientID, b.alphaSecret)))
+	b.check(cookieReq(jwt))
+	b.check(tokenReq(b.alpha.ClientID, b.betaSecret))
+	lines := b.logs.lines(t)
+	if len(lines) != 3 {
+		t.Fatalf("%d log lines, want 3: %s", len(lines), b.logs.String())
+	}
+	allow, deny := lines[0], lines[2]
+	for k, want := range map[string]any{
+		"msg": "authz", "request_id": "7b0e4c1a-2f3d-4e5f-9a8b-0c1d2e3f4a5b", "application": "app",
+		"token_name": "alpha", "client_id": b.alpha.ClientID, "decision": "allow",
+		"reason": "allowed_by_policy", "dry_run": false, "rule": "include[0] service_token",
+	} {
+		if allow[k] != want {
+			t.Errorf("allow line %s = %v, want %v", k, allow[k], want)
+		}
+	}
+	if _, ok := allow["latency_us"].(float64); !ok || allow["policy"] == "" {
+		t.Errorf("allow line lacks latency_us or policy: %v", allow)
+	}
+	if deny["decision"] != "deny" || deny["reason"] != "wrong_secret" || deny["client_id"] != b.alpha.ClientID || deny["token_name"] != nil {
+		t.Errorf("deny line = %v", deny)
+	}
+	for _, secret := range []string{b.alphaSecret, b.betaSecret, jwt} {
+		if strings.Contains(b.logs.String(), secret) {
+			t.Fatal("the decision log contains a secret or a JWT")
+		}
+	}
+}
+
+func TestDecisionLogSettings(t *testing.T) {
+	t.Run("allowed lines off", func(t *testing.T) {
+		b := newBase(t, func(c *Config) { c.LogAllowed = false })
+		b.check(tokenReq(b.alpha.ClientID, b.alphaSecret))
+		b.check(tokenReq(b.alpha.ClientID, b.betaSecret))
+		lines := b.logs.lines(t)
+		if len(lines) != 1 || lines[0]["decision"] != "deny" {
+			t.Errorf("lines = %v, want only the deny", lines)
+		}
+	})
+	t.Run("level disabled", func(t *testing.T) {
+		logs := &lockedBuffer{}
+		b := newBase(t, func(c *Config) {
+			c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		})
+		b.check(tokenReq(b.alpha.ClientID, b.betaSecret))
+		if logs.String() != "" {
+			t.Errorf("logged below the handler's level: %s", logs)
+		}
+	})
+	t.Run("no logger", func(t *testing.T) {
+		b := newBase(t, func(c *Config) { c.Logger = nil })
+		wantDeny(t, b.check(tokenReq(b.alpha.ClientID, b.betaSecret)), ReasonWrongSecret)
+	})
+}
+
+func TestCheckRecoversFromPanic(t *testing.T) {
+	b := newBase(t)
+	// A clock that panics stands for any bug on the Check path.
+	b.srv.now = func() time.Time { panic("clock broke") }
+	resp, err := b.srv.Check(context.Background(), tokenReq(b.alpha.ClientID, b.alphaSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDeny(t, resp, ReasonInternalError)
+	if !strings.Contains(b.logs.String(), "clock broke") {
+		t.Error("panic not logged")
+	}
+	if v := b.srv.Explain(tokenReq(b.alpha.ClientID, b.alphaSecret)); v.Allowed || v.Reason != ReasonInternalError {
+		t.Errorf("Explain after panic = %+v", v)
+	}
+}
+
+func TestConcurrentChecksAndPublish(t *testing.T) {
+	b := newBase(t)
+	jwt := b.sessionJWT(t)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // an admin publishing snapshots
+		defer wg.Done()
+		for i := range 500 {
+			c := b.beta.Clone()
+			c.UpdatedAt = t0.Add(time.Duration(i))
+			b.srv.Publish(b.srv.Snapshot().Apply([]*tokens.ServiceToken{c}, nil))
+		}
+	}()
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				resp, _ := b.srv.Check(context.Background(), tokenReq(b.alpha.ClientID, b.alphaSecret))
+				if resp.GetStatus().GetCode() != 0 {
+					t.Error("allow turned into deny under concurrency")
+					return
+				}
+				resp, _ = b.srv.Check(context.Background(), cookieReq(jwt))
+				if resp.GetStatus().GetCode() != 0 {
+					t.Error("session allow turned into deny under concurrency")
+					return
+				}
+				b.srv.DrainLastSeen()
+			}
+		}()
+	}
+	wg.Wait()
+}
