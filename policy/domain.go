@@ -32,8 +32,9 @@ const (
 // port, a query or fragment, a '*' anywhere but as the whole left-most
 // label, "*" alone or "*.com", empty labels, labels longer than 63 bytes or
 // with characters other than letters, digits, '-' and '_', a numeric
-// top-level label that is not part of an IPv4 address, ';' in the path, and
-// a path NormalizePath rejects.
+// top-level label that is not part of an IPv4 address, ';' in the path (raw
+// or %3B), and a path NormalizePath rejects. The path may use
+// percent-escapes for any other byte ("/caf%C3%A9").
 func ParseDomain(d string) (host, pathPrefix string, err error) {
 	bad := func(format string, args ...any) (string, string, error) {
 		return "", "", fmt.Errorf("%w %s: %s", ErrInvalidDomain, quoteShort(d), fmt.Sprintf(format, args...))
@@ -65,13 +66,15 @@ func ParseDomain(d string) (host, pathPrefix string, err error) {
 	}
 	pathPrefix = "/"
 	if hasPath {
-		raw := d[len(h):]
-		if strings.IndexByte(raw, ';') >= 0 {
-			return bad("path parameters (;) are not allowed in a path prefix")
-		}
-		np, err := NormalizePath(raw)
+		np, err := NormalizePath(d[len(h):])
 		if err != nil {
 			return "", "", fmt.Errorf("%w %s: path: %w", ErrInvalidDomain, quoteShort(d), err)
+		}
+		// Checked after decoding, so that "%3B" is caught too: Route
+		// ignores path parameters, so a prefix containing one could
+		// never match.
+		if strings.IndexByte(np, ';') >= 0 {
+			return bad("path parameters (;) are not allowed in a path prefix")
 		}
 		if len(np) > 1 {
 			np = strings.TrimSuffix(np, "/")
@@ -181,4 +184,31 @@ func quoteShort(s string) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return fmt.Sprintf("%q...", s[:max])
+}
+
+// FormatDomain is the inverse of ParseDomain: it writes a parsed host and
+// path prefix back as an ASCII domain string, bracketing an IPv6 host,
+// percent-encoding spaces, control and non-ASCII bytes of the prefix, and
+// leaving out the root prefix. ParseDomain(FormatDomain(host, prefix))
+// returns host and prefix again; store this form to keep records valid.
+func FormatDomain(host, pathPrefix string) string {
+	if strings.IndexByte(host, ':') >= 0 {
+		host = "[" + host + "]"
+	}
+	if pathPrefix == "" || pathPrefix == "/" {
+		return host
+	}
+	var b strings.Builder
+	b.Grow(len(host) + len(pathPrefix))
+	b.WriteString(host)
+	for i := 0; i < len(pathPrefix); i++ {
+		if c := pathPrefix[i]; c <= ' ' || c >= 0x7f {
+			b.WriteByte('%')
+			b.WriteByte(upperHex[c>>4])
+			b.WriteByte(upperHex[c&0xf])
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }

@@ -55,6 +55,8 @@ func TestParseDomain(t *testing.T) {
 		{in: "app.example.com/api?x=1", err: "query"},
 		{in: "app.example.com/api#x", err: "fragment"},
 		{in: "app.example.com/a;b", err: "path parameters"},
+		{in: "app.example.com/a%3Bb", err: "path parameters"},
+		{in: "app.example.com/caf%C3%A9%20x", host: "app.example.com", prefix: "/café x"},
 		{in: "app.example.com/a%2Fb", err: "encoded slash"},
 		{in: "app.example.com/a\\b", err: "backslash"},
 		{in: "bücher.example", err: "non-ASCII"},
@@ -98,5 +100,28 @@ func TestParseDomainErrorQuotesShort(t *testing.T) {
 	_, _, err := ParseDomain(strings.Repeat("a", 5000))
 	if err == nil || len(err.Error()) > 300 {
 		t.Fatalf("error for a 5000-byte domain should be short, got %d bytes", len(err.Error()))
+	}
+}
+
+func TestFormatDomain(t *testing.T) {
+	for _, in := range []string{"App.example.com./api/", "*.example.com", "[2001:DB8::1]/x//y", "[::1]", "10.0.0.1/a", "a.example/caf%c3%a9%20%7f%10/x"} {
+		h, p, err := ParseDomain(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := FormatDomain(h, p)
+		h2, p2, err := ParseDomain(out)
+		if err != nil || h2 != h || p2 != p {
+			t.Errorf("FormatDomain(%q, %q) = %q, which parses as %q, %q, %v", h, p, out, h2, p2, err)
+		}
+	}
+	if got := FormatDomain("2001:db8::1", "/api"); got != "[2001:db8::1]/api" {
+		t.Errorf("got %q", got)
+	}
+	if got := FormatDomain("a.example", "/café x"); got != "a.example/caf%C3%A9%20x" {
+		t.Errorf("got %q", got)
+	}
+	if got := FormatDomain("app.example.com", "/"); got != "app.example.com" {
+		t.Errorf("got %q", got)
 	}
 }

@@ -154,13 +154,7 @@ func FuzzParseDomain(f *testing.F) {
 			t.Fatalf("ParseDomain(%q) host %q is not a NormalizeHost fixed point", in, host)
 		}
 		// Round trip: formatting the result and parsing it again is stable.
-		text := host
-		if strings.Contains(host, ":") {
-			text = "[" + host + "]"
-		}
-		if prefix != "/" {
-			text += prefix
-		}
+		text := FormatDomain(host, prefix)
 		h2, p2, err := ParseDomain(text)
 		if err != nil || h2 != host || p2 != prefix {
 			t.Fatalf("round trip %q -> %q -> %q, %q, %v", in, text, h2, p2, err)
