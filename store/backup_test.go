@@ -238,7 +238,7 @@ func TestVerify(t *testing.T) {
 // must be those of a plain ForEachToken, and a bad record must be named.
 func TestLoadManyTokens(t *testing.T) {
 	db := openTest(t, fast)
-	const n = 5000 // several decoding workers' worth
+	const n = 2100 // two decoding workers (one per 2048 records)
 	mustUpdate(t, db, func(tx *Tx) error {
 		for i := range n {
 			if err := tx.PutToken(newToken(i)); err != nil {

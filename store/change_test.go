@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/gatehouse-dev/gatehouse/policy"
 	"github.com/gatehouse-dev/gatehouse/tokens"
@@ -492,4 +495,55 @@ func TestLoadAndSubscribe(t *testing.T) {
 	if next-1 != final.Rev || len(mirror) != len(final.Tokens) || len(final.Tokens) != writers*each {
 		t.Errorf("mirror at rev %d with %d tokens; store at rev %d with %d", next-1, len(mirror), final.Rev, len(final.Tokens))
 	}
+}
+
+// TestCommitFailed exercises what write does when bbolt's commit returns
+// an error after fn succeeded (a real fsync failure cannot be provoked on a
+// test machine, so the two outcomes are set up by hand).
+func TestCommitFailed(t *testing.T) {
+	t.Run("nothing reached the file", func(t *testing.T) {
+		db := openTest(t, fast)
+		log := subscribe(db)
+		mustUpdate(t, db, func(tx *Tx) error { return tx.PutToken(newToken(1)) })
+		db.commitFailed(Change{Rev: 2, Tokens: []*tokens.ServiceToken{newToken(2)}})
+		if err := db.Err(); err != nil {
+			t.Fatalf("Err() = %v after a clean failure", err)
+		}
+		mustUpdate(t, db, func(tx *Tx) error { return tx.PutToken(newToken(3)) })
+		all := log.all()
+		if len(all) != 2 || all[1].Rev != 2 || all[1].Tokens[0].ID != newToken(3).ID {
+			t.Errorf("changes = %+v, want rev 1 then token 3 at rev 2", all)
+		}
+	})
+	t.Run("meta reached the file", func(t *testing.T) {
+		db := openTest(t, fast)
+		log := subscribe(db)
+		tok := newToken(1)
+		// What a commit whose final fsync failed leaves: the record and
+		// rev 1 visible, no commit handler run.
+		if err := db.bolt.Update(func(btx *bolt.Tx) error {
+			data, _ := encode(tok)
+			return errors.Join(
+				btx.Bucket(bucketTokens).Put([]byte(tok.ID), data),
+				btx.Bucket(bucketMeta).Put(keyRev, u64(1)))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		db.commitFailed(Change{Rev: 1, Tokens: []*tokens.ServiceToken{tok}})
+		if all := log.all(); len(all) != 1 || all[0].Rev != 1 {
+			t.Errorf("changes = %+v, want the failed commit's change delivered", all)
+		}
+		if err := db.Err(); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "restart gatehouse") {
+			t.Errorf("Err() = %v, want ErrFailed", err)
+		}
+		if err := db.Update(func(tx *Tx) error { return tx.PutToken(newToken(2)) }); !errors.Is(err, ErrFailed) {
+			t.Errorf("Update after failure = %v, want ErrFailed", err)
+		}
+		if err := db.Batch(func(tx *Tx) error { return nil }); !errors.Is(err, ErrFailed) {
+			t.Errorf("Batch after failure = %v, want ErrFailed", err)
+		}
+		if st := mustLoad(t, db); st.Rev != 1 || len(st.Tokens) != 1 {
+			t.Errorf("Load after failure = %+v", st)
+		}
+	})
 }

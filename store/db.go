@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -90,6 +91,8 @@ type DB struct {
 	bolt *bolt.DB
 	path string
 	hub  *hub
+	// failed is set once a commit left the file in an unknown state.
+	failed atomic.Pointer[detailError]
 
 	// testBeforeDeliver, if set (by tests, before any write), runs in the
 	// commit handler before the change is handed to the hub: a delay there
@@ -243,9 +246,7 @@ func (db *DB) Path() string { return db.path }
 // subscribers in revision order before Update returns.
 //
 // The Tx must not be used after fn returns.
-func (db *DB) Update(fn func(*Tx) error) error {
-	return db.bolt.Update(func(btx *bolt.Tx) error { return db.apply(btx, fn) })
-}
+func (db *DB) Update(fn func(*Tx) error) error { return db.write(db.bolt.Update, fn) }
 
 // Batch is Update through bbolt's Batch: concurrent calls are coalesced into
 // one transaction (one fsync), which is what makes bulk creation fast. fn
@@ -253,27 +254,49 @@ func (db *DB) Update(fn func(*Tx) error) error {
 // retried without it), so it must not have effects outside the Tx. Each call
 // still gets its own revision and its own Change; a failing fn fails only
 // its own call.
-func (db *DB) Batch(fn func(*Tx) error) error {
-	return db.bolt.Batch(func(btx *bolt.Tx) error { return db.apply(btx, fn) })
+func (db *DB) Batch(fn func(*Tx) error) error { return db.write(db.bolt.Batch, fn) }
+
+func (db *DB) write(run func(func(*bolt.Tx) error) error, fn func(*Tx) error) error {
+	if err := db.Err(); err != nil {
+		return err
+	}
+	// uncommitted is the Change of fn's last successful run; it is only
+	// read when the commit itself failed. (With Batch the runs happen on
+	// bbolt's batch goroutine; its result channel orders them before the
+	// read below.)
+	var uncommitted *Change
+	err := run(func(btx *bolt.Tx) error {
+		uncommitted = nil
+		c, err := db.apply(btx, fn)
+		if err != nil {
+			return err
+		}
+		uncommitted = &c
+		return nil
+	})
+	if err != nil && uncommitted != nil {
+		db.commitFailed(*uncommitted)
+	}
+	return err
 }
 
 // apply runs one Update/Batch call inside btx with a fresh recorder (a
 // re-run starts over), then takes the next revision from meta (so calls
 // that share a batch transaction get consecutive revisions in commit order)
 // and arranges delivery after the commit.
-func (db *DB) apply(btx *bolt.Tx, fn func(*Tx) error) error {
+func (db *DB) apply(btx *bolt.Tx, fn func(*Tx) error) (Change, error) {
 	tx := &Tx{btx: btx, rec: &recorder{}}
 	if err := fn(tx); err != nil {
-		return err
+		return Change{}, err
 	}
 	meta := btx.Bucket(bucketMeta)
 	prev, ok := readU64(meta.Get(keyRev))
 	if !ok {
-		return fmt.Errorf("%w: meta rev is missing or malformed", ErrCorrupt)
+		return Change{}, fmt.Errorf("%w: meta rev is missing or malformed", ErrCorrupt)
 	}
 	rev := prev + 1
 	if err := meta.Put(keyRev, u64(rev)); err != nil {
-		return err
+		return Change{}, err
 	}
 	c := tx.rec.change(rev)
 	btx.OnCommit(func() {
@@ -282,6 +305,42 @@ func (db *DB) apply(btx *bolt.Tx, fn func(*Tx) error) error {
 		}
 		db.hub.committed(c)
 	})
+	return c, nil
+}
+
+// commitFailed handles a commit that returned an error after fn succeeded.
+// Usually nothing reached the file (a full disk fails before any write)
+// and the revision is simply reused by the next commit. But when the final
+// fsync fails after bbolt wrote its meta page, the new revision is visible
+// to later transactions although no commit handler ran: left alone, the
+// hub would wait for that revision forever and every later write would
+// hang. Then the change is delivered as if committed (it is what the file
+// now says) and the store refuses further writes (Err): after a failed
+// fsync, what is really on disk is unknown until the process restarts and
+// reads it back.
+func (db *DB) commitFailed(c Change) {
+	var onDisk uint64
+	if err := db.bolt.View(func(btx *bolt.Tx) error {
+		onDisk, _ = readU64(btx.Bucket(bucketMeta).Get(keyRev))
+		return nil
+	}); err != nil || onDisk < c.Rev {
+		return
+	}
+	db.failed.CompareAndSwap(nil, &detailError{
+		msg: fmt.Sprintf("data file %s: a commit failed after it was partly written (revision %d); restart gatehouse",
+			db.path, c.Rev),
+		sentinel: ErrFailed,
+	})
+	db.hub.committed(c)
+}
+
+// Err returns ErrFailed (wrapped) once a commit failed in a way that leaves
+// the file's state unknown (see commitFailed); nil otherwise. Health checks
+// should report it; Update and Batch return it without trying.
+func (db *DB) Err() error {
+	if p := db.failed.Load(); p != nil {
+		return p
+	}
 	return nil
 }
 

@@ -17,6 +17,11 @@ var (
 	// ErrDataPath is returned when the data file's directory is missing or
 	// not a directory, or the data file path names a directory.
 	ErrDataPath = errors.New("bad data file path")
+	// ErrFailed is returned by Update and Batch (and DB.Err) after a commit
+	// failed with an I/O error once part of it had reached the file: what is
+	// on disk is then unknown, and only a restart, which reads the file
+	// back, can tell. Serving on from memory would risk diverging from it.
+	ErrFailed = errors.New("store failed")
 	// ErrCorrupt is returned when a stored record or index cannot be read
 	// back, or when Verify finds an inconsistency.
 	ErrCorrupt = errors.New("store is corrupt")
