@@ -443,6 +443,9 @@ func (db *DB) TouchLastSeen(seen map[string]time.Time) error {
 	if len(seen) == 0 {
 		return nil
 	}
+	if err := db.Err(); err != nil {
+		return err
+	}
 	ids := make([]string, 0, len(seen))
 	for id := range seen {
 		ids = append(ids, id)

@@ -64,11 +64,13 @@
 // (deliveries, and so Update/Batch returns, wait while it loads: call it
 // at startup).
 //
-// A commit that fails with an I/O error after bbolt wrote its meta page
-// could leave the revision on disk ahead of what was delivered; the hub
-// would then wait for a change that never comes. bbolt reports such
-// failures (fsync errors) as fatal for the file anyway: restart the
-// process, which reloads from the file.
+// A commit that fails with an I/O error usually leaves nothing behind (a
+// full disk fails before any write) and its revision is reused. If instead
+// the final fsync fails after bbolt wrote its meta page, the new revision
+// is visible although no commit handler ran; the store then delivers that
+// change itself (so delivery does not stall) and refuses every later write
+// with ErrFailed (see DB.Err), because after a failed fsync only a restart,
+// which reads the file back, can tell what is really on disk.
 //
 // # Why Batch
 //
