@@ -331,7 +331,9 @@ func (c *cli) confirm(yes bool, question func() (string, error)) error {
 	}
 	fmt.Fprintf(c.stderr, "%s [y/N] ", q)
 	answer, err := c.readLine()
-	if err != nil && err != io.EOF {
+	if err == io.EOF {
+		fmt.Fprintln(c.stderr) // end the prompt's line (Ctrl-D echoes nothing)
+	} else if err != nil {
 		return fmt.Errorf("reading the answer: %w", err)
 	}
 	switch strings.ToLower(answer) {

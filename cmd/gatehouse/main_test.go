@@ -126,7 +126,7 @@ func (f *fakeAdmin) methods() []string {
 }
 
 // last returns the last request to method.
-func last[Req proto.Message](t *testing.T, f *fakeAdmin, method string) Req {
+func lastReq[Req proto.Message](t *testing.T, f *fakeAdmin, method string) Req {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
