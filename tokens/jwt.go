@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -150,16 +151,13 @@ func (ks *KeySet) Sign(c *Claims) (string, error) {
 	return string(buf), nil
 }
 
-// lookup is the jwt key function: it requires a kid in the set and pins the
-// algorithm to that key's.
-func (ks *KeySet) lookup(t *jwt.Token) (any, error) {
-	kid, ok := t.Header["kid"].(string)
-	if !ok || kid == "" {
-		return nil, fmt.Errorf("%w: the header has no kid", ErrJWTUnknownKID)
-	}
-	e := ks.byKID[kid]
-	if e == nil {
-		return nil, ErrJWTUnknownKID
+// lookup is the jwt key function of the key Verify chose from the kid:
+// it checks that the header the library decoded names the same kid (JSON
+// decoders can disagree on a header like {"kid":"a","KID":"b"}) and, again,
+// the algorithm.
+func (e *keyEntry) lookup(t *jwt.Token) (any, error) {
+	if kid, _ := t.Header["kid"].(string); kid != e.key.KID {
+		return nil, fmt.Errorf("%w: the header's kid is ambiguous", ErrJWTUnknownKID)
 	}
 	if t.Method.Alg() != string(e.key.Alg) {
 		return nil, fmt.Errorf("%w: header alg is %q, the key's is %s", ErrJWTAlg, t.Method.Alg(), e.key.Alg)
@@ -167,11 +165,37 @@ func (ks *KeySet) lookup(t *jwt.Token) (any, error) {
 	return e.verifyKey, nil
 }
 
-// Verify checks a session JWT and returns its claims: the signature with the
-// key its kid names (required), using that key's algorithm only; exp (which
-// is required), nbf and iat against now with JWTLeeway; and iss == issuer.
-// It does not check aud or whether the token was revoked: callers do.
-// Errors wrap the ErrJWT* sentinels.
+// peekKID returns the kid of a JWT's header segment, so that Verify can
+// pick the key, and with it the only algorithm, before parsing.
+func peekKID(token string) (string, error) {
+	dot := strings.IndexByte(token, '.')
+	if dot < 0 {
+		return "", fmt.Errorf("%w: not three segments", ErrJWTMalformed)
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token[:dot])
+	if err != nil {
+		return "", fmt.Errorf("%w: header is not base64url", ErrJWTMalformed)
+	}
+	var h struct {
+		KID any `json:"kid"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return "", fmt.Errorf("%w: header is not a JSON object", ErrJWTMalformed)
+	}
+	kid, ok := h.KID.(string)
+	if !ok || kid == "" {
+		return "", fmt.Errorf("%w: the header has no kid", ErrJWTUnknownKID)
+	}
+	return kid, nil
+}
+
+// Verify checks a session JWT and returns its claims. The header's kid
+// (required) picks the key, and that key's parser admits only that key's
+// algorithm (jwt.WithValidMethods), so "none", HMAC and cross-algorithm
+// forgeries fail. Then exp (required), nbf and iat are checked against now
+// with JWTLeeway, and iss must equal issuer. It does not check aud or
+// whether the token was revoked: callers do. Errors wrap the ErrJWT*
+// sentinels and never contain the token.
 func (ks *KeySet) Verify(token, issuer string, now time.Time) (*Claims, error) {
 	if len(token) > MaxJWTLen {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrJWTMalformed, MaxJWTLen)
@@ -179,16 +203,23 @@ func (ks *KeySet) Verify(token, issuer string, now time.Time) (*Claims, error) {
 	if issuer == "" {
 		return nil, fmt.Errorf("%w: no issuer to check against", ErrJWTIssuer)
 	}
-	var pc parsedClaims
-	t, err := ks.parser.ParseWithClaims(token, &pc, ks.keyFunc)
+	kid, err := peekKID(token)
 	if err != nil {
-		return nil, ks.parseError(t, err)
+		return nil, err
 	}
-	// keyFunc found the key; a key past RemoveAfter only signed JWTs that
-	// have expired, whatever they claim.
-	kid, _ := t.Header["kid"].(string)
-	if k := ks.byKID[kid].key; !k.RemoveAfter.IsZero() && !now.Before(k.RemoveAfter) {
+	e := ks.byKID[kid]
+	if e == nil {
+		return nil, ErrJWTUnknownKID
+	}
+	// A key past RemoveAfter only signed JWTs that have expired, whatever
+	// they claim.
+	if k := e.key; !k.RemoveAfter.IsZero() && !now.Before(k.RemoveAfter) {
 		return nil, fmt.Errorf("%w: the key was removed", ErrJWTUnknownKID)
+	}
+	var pc parsedClaims
+	t, err := e.parser.ParseWithClaims(token, &pc, e.keyFunc)
+	if err != nil {
+		return nil, e.parseError(t, err)
 	}
 	if pc.ExpiresAt == nil {
 		return nil, fmt.Errorf("%w: exp is missing", ErrJWTClaims)
@@ -223,7 +254,7 @@ func (ks *KeySet) Verify(token, issuer string, now time.Time) (*Claims, error) {
 }
 
 // parseError maps a jwt parse error to our sentinels.
-func (ks *KeySet) parseError(t *jwt.Token, err error) error {
+func (e *keyEntry) parseError(t *jwt.Token, err error) error {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return fmt.Errorf("%w: %v", ErrJWTMalformed, err)
@@ -232,9 +263,9 @@ func (ks *KeySet) parseError(t *jwt.Token, err error) error {
 	case t == nil || t.Method == nil:
 		// alg missing or not a registered algorithm.
 		return fmt.Errorf("%w: %v", ErrJWTAlg, err)
-	case !ks.algs[t.Method.Alg()]:
-		// Rejected by WithValidMethods: no key here uses this algorithm.
-		return fmt.Errorf("%w: no key uses %q", ErrJWTAlg, t.Method.Alg())
+	case t.Method.Alg() != string(e.key.Alg):
+		// Rejected by WithValidMethods.
+		return fmt.Errorf("%w: header alg is %q, the key's is %s", ErrJWTAlg, t.Method.Alg(), e.key.Alg)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return ErrJWTSignature
 	}

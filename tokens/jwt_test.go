@@ -228,6 +228,12 @@ func TestVerifyForgeries(t *testing.T) {
 	last := strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", sig[len(sig)-1])
 	nonCanonical := parts[0] + "." + parts[1] + "." + sig[:len(sig)-1] + string("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last|1])
 
+	// encoding/json matches struct fields case-insensitively (last wins) but
+	// keeps map keys apart: the two views of this header disagree on the kid.
+	ambiguousHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"` + rsOther.KID + `","Kid":"` + rs.KID + `"}`))
+	ambiguousKID := ambiguousHeader + "." + parts[1] + "."
+	ambiguousKID += base64.RawURLEncoding.EncodeToString(rsSign(ambiguousHeader + "." + parts[1]))
+
 	tests := []struct {
 		name  string
 		set   *KeySet
@@ -256,6 +262,7 @@ func TestVerifyForgeries(t *testing.T) {
 		{"empty kid", rsOnly, craft(t, hdr("RS256", ""), claims(nil), rsSign), testIssuer, ErrJWTUnknownKID},
 		{"kid not a string", rsOnly, craft(t, map[string]any{"alg": "RS256", "kid": 1}, claims(nil), rsSign), testIssuer, ErrJWTUnknownKID},
 		{"kid of a removed key", removed, valid, testIssuer, ErrJWTUnknownKID},
+		{"kid twice, differing in case", rsOnly, ambiguousKID, testIssuer, ErrJWTUnknownKID},
 
 		{"signature by another key under the same kid", rsOnly, craft(t, hdr("RS256", rs.KID), claims(nil), signWith(t, jwt.SigningMethodRS256, rsOther.Signer)), testIssuer, ErrJWTSignature},
 		{"tampered payload", rsOnly, parts[0] + "." + tamperedPayload + "." + parts[2], testIssuer, ErrJWTSignature},

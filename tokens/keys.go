@@ -402,11 +402,8 @@ type KeySet struct {
 	keys   []*SigningKey // newest first
 	active *SigningKey
 	byKID  map[string]*keyEntry
-	algs   map[string]bool
 
 	jwks, certs []byte
-	parser      *jwt.Parser
-	keyFunc     jwt.Keyfunc
 }
 
 // keyEntry is what Sign and Verify need about one key, computed once.
@@ -417,6 +414,10 @@ type keyEntry struct {
 	header string
 	// verifyKey is the public key in the form the jwt method expects.
 	verifyKey any
+	// parser admits only this key's algorithm (jwt.WithValidMethods), so a
+	// kid pins its algorithm; it is reused by every Verify.
+	parser  *jwt.Parser
+	keyFunc jwt.Keyfunc
 }
 
 // NewKeySet builds a KeySet. Every key must be self-consistent (kid = hash
@@ -428,7 +429,6 @@ func NewKeySet(keys []*SigningKey) (*KeySet, error) {
 	ks := &KeySet{
 		keys:  slices.Clone(keys),
 		byKID: make(map[string]*keyEntry, len(keys)),
-		algs:  make(map[string]bool, 3),
 	}
 	for i, k := range ks.keys {
 		if k == nil {
@@ -448,13 +448,21 @@ func NewKeySet(keys []*SigningKey) (*KeySet, error) {
 		if err != nil {
 			return nil, err
 		}
-		ks.byKID[k.KID] = &keyEntry{
+		e := &keyEntry{
 			key:       k,
 			method:    k.Alg.method(),
 			header:    base64.RawURLEncoding.EncodeToString(hdr),
 			verifyKey: k.Public,
+			// Claims are validated after the signature, against the
+			// caller's clock (see Verify).
+			parser: jwt.NewParser(
+				jwt.WithValidMethods([]string{string(k.Alg)}),
+				jwt.WithStrictDecoding(),
+				jwt.WithoutClaimsValidation(),
+			),
 		}
-		ks.algs[string(k.Alg)] = true
+		e.keyFunc = e.lookup
+		ks.byKID[k.KID] = e
 	}
 	slices.SortStableFunc(ks.keys, func(a, b *SigningKey) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
@@ -468,22 +476,6 @@ func NewKeySet(keys []*SigningKey) (*KeySet, error) {
 			break
 		}
 	}
-
-	methods := make([]string, 0, len(ks.algs))
-	for _, a := range [...]Alg{AlgRS256, AlgES256, AlgEdDSA} {
-		if ks.algs[string(a)] {
-			methods = append(methods, string(a))
-		}
-	}
-	// The parser only admits the algorithms of keys in the set; keyFunc then
-	// pins each kid to its own key's algorithm. Claims are validated after
-	// the signature, against the caller's clock (see Verify).
-	ks.parser = jwt.NewParser(
-		jwt.WithValidMethods(methods),
-		jwt.WithStrictDecoding(),
-		jwt.WithoutClaimsValidation(),
-	)
-	ks.keyFunc = ks.lookup
 
 	var err error
 	if ks.jwks, ks.certs, err = ks.documents(); err != nil {

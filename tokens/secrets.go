@@ -166,18 +166,17 @@ func crc32IEEE(s string) uint32 {
 	return ^crc
 }
 
-// base62Digit returns c's value, or -1 if c is not in the alphabet.
-func base62Digit(c byte) int {
-	switch {
-	case '0' <= c && c <= '9':
-		return int(c - '0')
-	case 'A' <= c && c <= 'Z':
-		return int(c-'A') + 10
-	case 'a' <= c && c <= 'z':
-		return int(c-'a') + 36
+// base62Val maps a byte to its base62 digit value plus one; 0 means the
+// byte is not in the alphabet.
+var base62Val = func() (t [256]uint8) {
+	for i := 0; i < len(base62); i++ {
+		t[base62[i]] = uint8(i + 1)
 	}
-	return -1
-}
+	return t
+}()
+
+// base62Digit returns c's value, or -1 if c is not in the alphabet.
+func base62Digit(c byte) int { return int(base62Val[c]) - 1 }
 
 func isHex(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -227,15 +226,18 @@ func CheckSecret(s, prefix string, legacyHex bool) error {
 	if len(body) != SecretBodyLen {
 		return fmt.Errorf("%w: length is %d characters, want %d", ErrSecretMalformed, len(s), len(prefix)+SecretBodyLen)
 	}
-	var sum uint64
-	for i := 0; i < len(body); i++ {
-		d := base62Digit(body[i])
-		if d < 0 {
+	for i := 0; i < SecretRandomLen; i++ {
+		if base62Val[body[i]] == 0 {
 			return errSecretAlphabet
 		}
-		if i >= SecretRandomLen {
-			sum = sum*62 + uint64(d)
+	}
+	var sum uint64
+	for i := SecretRandomLen; i < SecretBodyLen; i++ {
+		v := base62Val[body[i]]
+		if v == 0 {
+			return errSecretAlphabet
 		}
+		sum = sum*62 + uint64(v-1)
 	}
 	if sum != uint64(crc32IEEE(s[:len(prefix)+SecretRandomLen])) {
 		return errSecretChecksum
