@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -361,4 +362,39 @@ func FuzzVerifyJWT(f *testing.F) {
 		}
 		t.Fatalf("Verify error %v wraps no sentinel", err)
 	})
+}
+
+// TestKeySetConcurrentUse signs and verifies from several goroutines: the
+// KeySet and its reused parsers must be safe to share (run with -race).
+func TestKeySetConcurrentUse(t *testing.T) {
+	ks := mustKeySet(t, fixtureKey(t, "EdDSA"))
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 4 {
+		wg.Go(func() {
+			for range 20 {
+				tok, err := ks.Sign(testClaims(t0))
+				if err == nil {
+					_, err = ks.Verify(tok, testIssuer, t0)
+				}
+				if err == nil {
+					_, err = ks.Verify(tok+"x", testIssuer, t0)
+					if err == nil {
+						err = errors.New("a tampered JWT verified")
+					} else {
+						err = nil
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
