@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -23,7 +25,7 @@ type printer struct {
 
 // jsonOptions: field names as in the .proto (and Cloudflare's API), unset
 // fields left out.
-var jsonOptions = protojson.MarshalOptions{UseProtoNames: true, Indent: "  "}
+var jsonOptions = protojson.MarshalOptions{UseProtoNames: true}
 
 // object prints m as one JSON object.
 func (p *printer) object(m proto.Message) error {
@@ -31,30 +33,35 @@ func (p *printer) object(m proto.Message) error {
 	if err != nil {
 		return fmt.Errorf("encoding the result as JSON: %w", err)
 	}
-	_, err = fmt.Fprintf(p.w, "%s\n", b)
-	return err
+	return p.writeJSON(b)
 }
 
 // array prints ms as one JSON array.
 func array[M proto.Message](p *printer, ms []M) error {
-	if len(ms) == 0 {
-		_, err := io.WriteString(p.w, "[]\n")
-		return err
-	}
-	var b strings.Builder
-	b.WriteString("[\n")
+	b := []byte{'['}
 	for i, m := range ms {
 		j, err := jsonOptions.Marshal(m)
 		if err != nil {
 			return fmt.Errorf("encoding the result as JSON: %w", err)
 		}
 		if i > 0 {
-			b.WriteString(",\n")
+			b = append(b, ',')
 		}
-		b.Write(j)
+		b = append(b, j...)
 	}
-	b.WriteString("\n]\n")
-	_, err := io.WriteString(p.w, b.String())
+	return p.writeJSON(append(b, ']'))
+}
+
+// writeJSON indents b with two spaces. protojson deliberately varies its
+// white space from build to build; re-indenting makes the output stable, so
+// it can be diffed and documented.
+func (p *printer) writeJSON(b []byte) error {
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return fmt.Errorf("encoding the result as JSON: %w", err)
+	}
+	out.WriteByte('\n')
+	_, err := p.w.Write(out.Bytes())
 	return err
 }
 

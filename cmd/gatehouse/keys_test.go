@@ -1,0 +1,53 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	adminv1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/admin/v1"
+)
+
+func sampleKeys() []*adminv1.SigningKey {
+	return []*adminv1.SigningKey{
+		{Kid: "k2", Alg: "ES256", CreatedAt: ts(testNow.Add(-time.Minute)), Active: true},
+		{Kid: "k1", Alg: "RS256", CreatedAt: ts(testNow.Add(-30 * 24 * time.Hour)), RetiredAt: ts(testNow.Add(-time.Minute)),
+			RemoveAfter: ts(testNow.Add(24 * time.Hour))},
+	}
+}
+
+func TestKeys(t *testing.T) {
+	f := startFake(t)
+	on(f, "ListSigningKeys", func(*adminv1.ListSigningKeysRequest) (*adminv1.ListSigningKeysResponse, error) {
+		return &adminv1.ListSigningKeysResponse{Keys: sampleKeys()}, nil
+	})
+	on(f, "RotateSigningKeys", func(*adminv1.RotateSigningKeysRequest) (*adminv1.ListSigningKeysResponse, error) {
+		return &adminv1.ListSigningKeysResponse{Keys: sampleKeys()}, nil
+	})
+	r := f.run(t, "", "keys", "list").ok(t)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], "KID") {
+		t.Fatalf("table:\n%s", r.stdout)
+	}
+	for i, want := range [][]string{{"k2", "ES256", "active", "1 minute ago"}, {"k1", "RS256", "published", "30 days ago", "in 24 hours"}} {
+		for _, w := range want {
+			if !strings.Contains(lines[i+1], w) {
+				t.Errorf("row %q does not contain %q", lines[i+1], w)
+			}
+		}
+	}
+	r = f.run(t, "", "keys", "rotate", "--alg", "ES256", "-o", "json").ok(t)
+	if req := lastReq[*adminv1.RotateSigningKeysRequest](t, f, "RotateSigningKeys"); req.Alg != "ES256" {
+		t.Fatalf("request = %v", req)
+	}
+	got := jsonArray(t, r.stdout, func() *adminv1.SigningKey { return new(adminv1.SigningKey) })
+	if len(got) != 2 || !proto.Equal(got[1], sampleKeys()[1]) {
+		t.Fatalf("json = %s", r.stdout)
+	}
+	f.run(t, "", "keys", "rotate").ok(t)
+	if req := lastReq[*adminv1.RotateSigningKeysRequest](t, f, "RotateSigningKeys"); req.Alg != "" {
+		t.Fatalf("default alg should be left to the server, got %q", req.Alg)
+	}
+}
