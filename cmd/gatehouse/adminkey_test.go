@@ -14,7 +14,9 @@ func TestAdminKeys(t *testing.T) {
 	f := startFake(t)
 	const newKey = "ghak_NEWkeyForAlice0123456789abcdefgh"
 	created := &adminv1.AdminKey{Id: "ak-2", Name: "alice", ReadOnly: true, CreatedAt: ts(testNow), Key: newKey}
-	on(f, "CreateAdminKey", func(*adminv1.CreateAdminKeyRequest) (*adminv1.AdminKey, error) { return proto.Clone(created).(*adminv1.AdminKey), nil })
+	on(f, "CreateAdminKey", func(*adminv1.CreateAdminKeyRequest) (*adminv1.AdminKey, error) {
+		return proto.Clone(created).(*adminv1.AdminKey), nil
+	})
 	revoked := &adminv1.AdminKey{Id: "ak-1", Name: "bootstrap", CreatedAt: ts(testNow.Add(-48 * time.Hour)), RevokedAt: ts(testNow)}
 	on(f, "RevokeAdminKey", func(*adminv1.RevokeAdminKeyRequest) (*adminv1.AdminKey, error) { return revoked, nil })
 	on(f, "ListAdminKeys", func(*adminv1.ListAdminKeysRequest) (*adminv1.ListAdminKeysResponse, error) {

@@ -41,10 +41,10 @@ func TestRelative(t *testing.T) {
 
 func TestCellNeutralisesControlCharacters(t *testing.T) {
 	for in, want := range map[string]string{
-		"plain":              "plain",
-		"tab\there":          "tab\uFFFDhere",
-		"esc\x1b[31mred":     "esc\uFFFD[31mred",
-		"line\nbreak\r":      "line\uFFFDbreak\uFFFD",
+		"plain":             "plain",
+		"tab\there":         "tab\uFFFDhere",
+		"esc\x1b[31mred":    "esc\uFFFD[31mred",
+		"line\nbreak\r":     "line\uFFFDbreak\uFFFD",
 		"unicode ok: é, 日本": "unicode ok: é, 日本",
 	} {
 		if got := cell(in); got != want {
