@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,7 +188,7 @@ func (w *world) policy(app *policy.Application, d policy.Decision, include ...po
 	p := &policy.Policy{
 		ID:            tokens.NewID(),
 		ApplicationID: app.ID,
-		Name:          app.Name + "-" + string(d) + "-" + string(rune('a'+len(w.policies))),
+		Name:          app.Name + "-" + string(d) + "-" + strconv.Itoa(len(w.policies)),
 		Decision:      d,
 		Precedence:    len(w.policies) + 1,
 		Include:       include,

@@ -1,0 +1,103 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/gatehouse-dev/gatehouse/policy"
+)
+
+// benchLogger is what serve configures (JSON, allowed decisions logged),
+// writing to io.Discard so the benchmark measures formatting, not a disk.
+func benchLogger(c *Config) {
+	c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	c.LogAllowed = true
+}
+
+func noLogger(c *Config) { c.Logger = nil }
+
+// BenchmarkCheck measures Server.Check called directly with pre-built
+// requests (the gRPC decode/encode around it is the same for every server).
+func BenchmarkCheck(b *testing.B) {
+	for _, logging := range []struct {
+		suffix string
+		cfg    func(*Config)
+	}{{"", benchLogger}, {"/unlogged", noLogger}} {
+		w := newBase(b, logging.cfg)
+		w.policy(w.app, policy.Bypass, ipRule("192.0.2.0/24"))
+		w.publish()
+		jwt := w.sessionJWT(b)
+		bypass := httpReq("app.example.com", "/health")
+		bypass.Attributes.Source.Address.GetSocketAddress().Address = "192.0.2.10"
+
+		cases := []struct {
+			name string
+			req  *authv3.CheckRequest
+			ok   bool
+		}{
+			{"service_token", tokenReq(w.alpha.ClientID, w.alphaSecret), true},
+			{"jwt_cookie", cookieReq(jwt), true},
+			{"deny_wrong_secret", tokenReq(w.alpha.ClientID, w.betaSecret), false},
+			{"bypass", bypass, true},
+		}
+		for _, c := range cases {
+			b.Run(c.name+logging.suffix, func(b *testing.B) {
+				ctx := context.Background()
+				if resp, _ := w.srv.Check(ctx, c.req); (resp.GetStatus().GetCode() == 0) != c.ok {
+					b.Fatalf("unexpected decision: %s", reasonOf(resp))
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					w.srv.Check(ctx, c.req)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkCheckParallel: 100k tokens, 1,000 applications (each with a
+// policy naming its 100 tokens), requests spread over all of them.
+func BenchmarkCheckParallel(b *testing.B) {
+	const nTokens, nApps = 100_000, 1_000
+	w := newWorld(b, benchLogger)
+	secrets := make([]string, nTokens)
+	for i := range nTokens {
+		_, secrets[i] = w.token(fmt.Sprintf("tok-%d", i))
+	}
+	for a := range nApps {
+		app := w.app(fmt.Sprintf("app-%d", a), fmt.Sprintf("app-%d.example.com", a))
+		rules := make([]policy.Rule, 0, nTokens/nApps)
+		for i := a * (nTokens / nApps); i < (a+1)*(nTokens/nApps); i++ {
+			rules = append(rules, tokenRule(w.toks[i]))
+		}
+		w.policy(app, policy.NonIdentity, rules...)
+	}
+	w.publish()
+	const nReqs = 4096
+	reqs := make([]*authv3.CheckRequest, nReqs)
+	for i := range reqs {
+		t := (i * 7919) % nTokens // spread over tokens (and so apps)
+		reqs[i] = httpReq(fmt.Sprintf("app-%d.example.com", t/(nTokens/nApps)), "/api",
+			headerClientID, w.toks[t].ClientID, headerClientSecret, secrets[t])
+	}
+	ctx := context.Background()
+	for _, r := range reqs { // warm the JWT cache: never sign in the loop
+		if resp, _ := w.srv.Check(ctx, r); resp.GetStatus().GetCode() != 0 {
+			b.Fatalf("setup request denied: %s", reasonOf(resp))
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			w.srv.Check(ctx, reqs[i%nReqs])
+			i++
+		}
+	})
+}
