@@ -45,7 +45,7 @@ gatehouse audit list --since 2026-01-01T00:00:00Z --limit 100 -o json`,
 			return func(ctx context.Context, s *session, args []string) error {
 				req := &adminv1.ListAuditEventsRequest{}
 				if *since != "" {
-					t, err := parseSince(*since, s.out.now)
+					t, err := parseSince(*since, s.now())
 					if err != nil {
 						return usagef("%s", err.Error())
 					}

@@ -266,7 +266,10 @@ func describe(err error, s *session) string {
 		if s != nil && !s.g.tls && (strings.Contains(msg, "server preface") || strings.Contains(msg, "http2")) {
 			return fmt.Sprintf("the server at %s does not speak plaintext gRPC (%s); if it expects TLS, use --tls", server, msg)
 		}
-		return fmt.Sprintf("cannot reach the admin API at %s: is \"gatehouse serve\" running?", server)
+		if transportFailure(msg) {
+			return fmt.Sprintf("cannot reach the admin API at %s: is \"gatehouse serve\" running?", server)
+		}
+		// Otherwise the server itself answered Unavailable: say why.
 	case codes.DeadlineExceeded:
 		return fmt.Sprintf("the admin API at %s did not answer within %s (DeadlineExceeded); see --timeout", server, timeout)
 	case codes.Canceled:
@@ -277,6 +280,17 @@ func describe(err error, s *session) string {
 		}
 	}
 	return fmt.Sprintf("%s (%s)", msg, st.Code())
+}
+
+// transportFailure reports whether an Unavailable status comes from the
+// client's transport (no connection) rather than from the server.
+func transportFailure(msg string) bool {
+	for _, s := range []string{"connection error", "name resolver", "transport", "error reading from server", "connection closed", "zero addresses", "dial"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func tlsFailure(msg string) bool {

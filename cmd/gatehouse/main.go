@@ -226,7 +226,7 @@ func (c *cli) exec(ctx context.Context, cmd *command, args []string) int {
 	if err != nil {
 		return c.report(cmd, nil, usagef("%s", err.Error()))
 	}
-	s := &session{cli: c, g: g, out: &printer{w: c.stdout, json: g.output == "json", now: c.now()}}
+	s := &session{cli: c, g: g, out: &printer{w: c.stdout, json: g.output == "json", clock: c.now}}
 	defer s.close()
 	return c.report(cmd, s, act(ctx, s, pos))
 }

@@ -424,6 +424,11 @@ func TestServerErrorIsOneLineWithCode(t *testing.T) {
 	})
 	r = f.run(t, "", "app", "list")
 	r.fails(t, exitError, "boom key was [admin key] (Internal)")
+	// Unavailable from the server itself is its message, not "cannot reach".
+	on(f, "ListApplications", func(*adminv1.ListApplicationsRequest) (*adminv1.ListApplicationsResponse, error) {
+		return nil, status.Error(codes.Unavailable, "CheckAccess needs the authorizer")
+	})
+	f.run(t, "", "app", "list").fails(t, exitError, "gatehouse: CheckAccess needs the authorizer (Unavailable)")
 }
 
 func TestTimeout(t *testing.T) {

@@ -20,7 +20,10 @@ import (
 type printer struct {
 	w    io.Writer
 	json bool
-	now  time.Time // "3 hours ago" is relative to this
+	// clock is what "3 hours ago" is relative to; read at print time, after
+	// the call, so that a token created a moment ago expires "in 364 days",
+	// not 365.
+	clock func() time.Time
 }
 
 // jsonOptions: field names as in the .proto (and Cloudflare's API), unset
@@ -115,7 +118,7 @@ func (p *printer) ago(ts *timestamppb.Timestamp, zero string) string {
 	if ts == nil {
 		return zero
 	}
-	return relative(ts.AsTime(), p.now)
+	return relative(ts.AsTime(), p.clock())
 }
 
 // exact is ts in RFC 3339 (UTC) followed by the relative time, or zero when
@@ -125,7 +128,7 @@ func (p *printer) exact(ts *timestamppb.Timestamp, zero string) string {
 		return zero
 	}
 	t := ts.AsTime()
-	return t.UTC().Format(time.RFC3339) + " (" + relative(t, p.now) + ")"
+	return t.UTC().Format(time.RFC3339) + " (" + relative(t, p.clock()) + ")"
 }
 
 // relative says how far t is from now, in the largest whole unit that keeps

@@ -30,7 +30,7 @@ func TestRelative(t *testing.T) {
 			t.Errorf("relative(%v) = %q, want %q", tc.d, got, tc.want)
 		}
 	}
-	p := &printer{now: testNow}
+	p := &printer{clock: func() time.Time { return testNow }}
 	if got := p.ago(nil, "never"); got != "never" {
 		t.Errorf("ago(nil) = %q", got)
 	}

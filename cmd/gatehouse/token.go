@@ -77,7 +77,7 @@ func (s *session) printToken(t *adminv1.ServiceToken) error {
 		{"id", t.GetId()},
 		{"name", t.GetName()},
 		{"client id", t.GetClientId()},
-		{"status", tokenStatus(t, p.now)},
+		{"status", tokenStatus(t, p.clock())},
 		{"duration", t.GetDuration()},
 		{"expires", p.exact(t.GetExpiresAt(), "never")},
 		{"last seen", p.exact(t.GetLastSeenAt(), "never")},
@@ -85,7 +85,7 @@ func (s *session) printToken(t *adminv1.ServiceToken) error {
 		{"updated", p.exact(t.GetUpdatedAt(), "-")},
 		{"secret version", fmt.Sprint(t.GetClientSecretVersion())},
 	}
-	if prev := t.GetPreviousClientSecretExpiresAt(); prev != nil && prev.AsTime().After(p.now) {
+	if prev := t.GetPreviousClientSecretExpiresAt(); prev != nil && prev.AsTime().After(p.clock()) {
 		fields = append(fields, field{"previous secret valid until", p.exact(prev, "")})
 	}
 	for i, a := range t.GetApplications() {
@@ -234,7 +234,7 @@ gatehouse token list --name ci -o json`,
 					}
 					rows := make([][]string, len(ts))
 					for i, t := range ts {
-						rows[i] = []string{t.GetId(), t.GetName(), t.GetClientId(), tokenStatus(t, s.out.now),
+						rows[i] = []string{t.GetId(), t.GetName(), t.GetClientId(), tokenStatus(t, s.now()),
 							s.out.ago(t.GetExpiresAt(), "never"), s.out.ago(t.GetLastSeenAt(), "never")}
 					}
 					return s.out.table([]string{"ID", "NAME", "CLIENT ID", "STATUS", "EXPIRES", "LAST SEEN"}, rows)
