@@ -332,7 +332,7 @@ func wantDeny(tb testing.TB, resp *authv3.CheckResponse, reason Reason) {
 }
 
 // wantAllowPlain asserts an allow that carries no identity and strips a
-// client-sent assertion.
+// client-sent assertion (and secret).
 func wantAllowPlain(tb testing.TB, resp *authv3.CheckResponse) {
 	tb.Helper()
 	if resp.GetStatus().GetCode() != 0 {
@@ -345,8 +345,8 @@ func wantAllowPlain(tb testing.TB, resp *authv3.CheckResponse) {
 	if len(ok.GetHeaders()) != 0 || len(ok.GetResponseHeadersToAdd()) != 0 {
 		tb.Fatalf("allow without identity adds headers: %v", ok)
 	}
-	if !slices.Equal(ok.GetHeadersToRemove(), []string{headerAssertion}) {
-		tb.Fatalf("headers_to_remove = %v, want [%s]", ok.GetHeadersToRemove(), headerAssertion)
+	if !slices.Equal(ok.GetHeadersToRemove(), []string{headerAssertion, headerClientSecret}) {
+		tb.Fatalf("headers_to_remove = %v, want [%s %s]", ok.GetHeadersToRemove(), headerAssertion, headerClientSecret)
 	}
 }
 

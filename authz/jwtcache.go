@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -241,7 +242,8 @@ func (c *verifyCache) verify(keys *tokens.KeySet, jwt, issuer string, now time.T
 	if len(sh.m) >= maxVerified/cacheShards {
 		clear(sh.m)
 	}
-	sh.m[jwt] = verifiedJWT{claims: claims, keys: keys, until: until}
+	// Clone: jwt may be a slice of a larger header value (the cookie).
+	sh.m[strings.Clone(jwt)] = verifiedJWT{claims: claims, keys: keys, until: until}
 	sh.mu.Unlock()
 	return claims, nil
 }

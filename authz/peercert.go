@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"net/url"
+	"strings"
 	"sync"
 )
 
@@ -37,7 +38,7 @@ func (c *certNames) commonName(urlPEM string) string {
 	if len(c.m) >= maxCertNames {
 		clear(c.m)
 	}
-	c.m[urlPEM] = cn
+	c.m[strings.Clone(urlPEM)] = cn
 	c.mu.Unlock()
 	return cn
 }

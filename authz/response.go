@@ -32,11 +32,12 @@ const (
 var (
 	statusOK = &rpcstatus.Status{}
 
-	// okStrip lets a request through with no identity: the only mutation is
-	// removing a client-forged cf-access-jwt-assertion so the upstream never
-	// trusts one gatehouse did not issue.
+	// okStrip lets a request through with no identity. It removes a
+	// client-forged cf-access-jwt-assertion, so the upstream never trusts
+	// one gatehouse did not issue, and a client secret, which no upstream
+	// needs to see.
 	okStrip = &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-		HeadersToRemove: []string{headerAssertion},
+		HeadersToRemove: []string{headerAssertion, headerClientSecret},
 	}}
 
 	denied   [numReasons]*authv3.CheckResponse_DeniedResponse

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -34,6 +35,29 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Errors returned by Config.Validate.
+var (
+	// ErrNoIssuer: without an issuer no session JWT can be signed or
+	// accepted, so every token allow would fail.
+	ErrNoIssuer = errors.New("authz: issuer is required")
+	// ErrTrustedProxies: a negative number of trusted proxies.
+	ErrTrustedProxies = errors.New("authz: trusted proxies must be zero or more")
+)
+
+// Validate reports a configuration Check cannot work with.
+func (c Config) Validate() error {
+	if c.Issuer == "" {
+		return ErrNoIssuer
+	}
+	if c.TrustedProxies < 0 {
+		return fmt.Errorf("%w: %d", ErrTrustedProxies, c.TrustedProxies)
+	}
+	return nil
+}
+
+// maxRequestIDLog bounds the x-request-id copied into a log line.
+const maxRequestIDLog = 128
+
 // Server answers Envoy's envoy.service.auth.v3.Authorization/Check from the
 // published Snapshot. It is safe for concurrent use.
 type Server struct {
@@ -49,6 +73,7 @@ type Server struct {
 var _ authv3.AuthorizationServer = (*Server)(nil)
 
 // NewServer returns a Server serving initial (an empty Snapshot if nil).
+// cfg should have passed Validate.
 func NewServer(cfg Config, initial *Snapshot) *Server {
 	s := &Server{
 		cfg:    cfg,
@@ -147,8 +172,11 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 func (s *Server) logDecision(ctx context.Context, r *request, d *decision, start time.Time) {
 	var buf [12]slog.Attr
 	a := buf[:0]
-	if r.requestID != "" {
-		a = append(a, slog.String("request_id", r.requestID))
+	if id := r.requestID; id != "" {
+		if len(id) > maxRequestIDLog {
+			id = id[:maxRequestIDLog] // client-controlled when Envoy preserves it
+		}
+		a = append(a, slog.String("request_id", id))
 	}
 	decision := "deny"
 	if d.allowed() {
