@@ -56,7 +56,7 @@ func (g *globals) register(fs *flag.FlagSet, timeout time.Duration) {
 	fs.StringVar(&g.adminKeyFile, "admin-key-file", "", "read the admin key from `file` (default: $"+envAdminKey+", else "+defaultAdminKeyFile+")")
 	fs.BoolVar(&g.tls, "tls", false, "connect with TLS, verifying the server's certificate (required for a non-loopback server)")
 	fs.StringVar(&g.caFile, "ca-file", "", "verify the server's certificate with the CA certificates (PEM) in `file` instead of the system's; implies --tls")
-	fs.DurationVar(&g.timeout, "timeout", timeout, "give up on a call to the admin API after `duration`")
+	fs.DurationVar(&g.timeout, "timeout", timeout, "give up on a call to the admin API after `duration` (0: wait as long as it takes)")
 	fs.StringVar(&g.output, "o", "table", "output `format`: table or json")
 }
 

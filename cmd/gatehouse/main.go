@@ -171,6 +171,9 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	case group != "":
 		fmt.Fprintf(c.stderr, "gatehouse: unknown command %q (run \"gatehouse help %s\" for the %s commands)\n", group+" "+rest[0], group, group)
 		return exitUsage
+	case strings.HasPrefix(args[0], "-"):
+		fmt.Fprintf(c.stderr, "gatehouse: flags go after the command, as in \"gatehouse token list %s\" (run \"gatehouse help\" for the list)\n", args[0])
+		return exitUsage
 	default:
 		fmt.Fprintf(c.stderr, "gatehouse: unknown command %q (run \"gatehouse help\" for the list)\n", args[0])
 		return exitUsage

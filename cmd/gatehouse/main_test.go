@@ -337,7 +337,7 @@ func TestRunWithoutArgumentsPrintsOverviewAndFails(t *testing.T) {
 }
 
 func TestUnknownCommands(t *testing.T) {
-	for _, args := range [][]string{{"frobnicate"}, {"token", "frobnicate"}, {"help", "nope"}} {
+	for _, args := range [][]string{{"frobnicate"}, {"token", "frobnicate"}, {"help", "nope"}, {"-o", "json", "token", "list"}} {
 		r := invocation{}.exec(t, args...)
 		r.fails(t, exitUsage, "gatehouse help")
 	}
