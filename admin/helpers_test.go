@@ -96,6 +96,20 @@ type env struct {
 	client adminv1.AdminServiceClient
 	health healthpb.HealthClient
 	key    string // the bootstrap (read-write) admin key
+	lis    *bufconn.Listener
+}
+
+// dial opens another client connection to the server.
+func (e *env) dial() *grpc.ClientConn {
+	e.t.Helper()
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return e.lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 type envOption func(*admin.Config)
@@ -161,6 +175,7 @@ func newEnvSync(t testing.TB, noSync bool, opts ...envOption) *env {
 		health: healthpb.NewHealthClient(conn),
 		key:    strings.TrimSpace(string(raw)),
 		t:      t,
+		lis:    lis,
 	}
 	return e
 }
