@@ -11,7 +11,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gatehouse-dev/gatehouse/admin"
 	adminv1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/admin/v1"
+	"github.com/gatehouse-dev/gatehouse/store"
 )
 
 func TestListAuditEvents(t *testing.T) {
@@ -135,5 +137,41 @@ func TestSecretsStaySecret(t *testing.T) {
 				t.Errorf("the %s appears in %q", what, out)
 			}
 		}
+	}
+}
+
+// TestInternalErrors closes the store under the server: the client gets a
+// generic Internal error, the log gets the cause.
+func TestInternalErrors(t *testing.T) {
+	e := newEnv(t)
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.client.ListServiceTokens(e.ctx(), &adminv1.ListServiceTokensRequest{})
+	wantStatus(t, err, codes.Internal, "internal error")
+	if strings.Contains(err.Error(), "database not open") {
+		t.Fatalf("the cause leaked to the client: %v", err)
+	}
+	if !strings.Contains(e.logs.String(), "database not open") {
+		t.Fatalf("the cause is not logged: %s", e.logs.String())
+	}
+}
+
+// The store's DB is what the server runs on.
+var _ admin.Store = (*store.DB)(nil)
+
+// TestLongInputIsClipped sends a 100 KB reference: the message and the
+// audit event hold a bounded part of it.
+func TestLongInputIsClipped(t *testing.T) {
+	e := newEnv(t)
+	long := strings.Repeat("é", 50000)
+	_, err := e.client.DeleteApplication(e.ctx(), &adminv1.DeleteApplicationRequest{Id: long})
+	wantStatus(t, err, codes.NotFound, "…")
+	if n := len(err.Error()); n > 400 {
+		t.Fatalf("message is %d bytes", n)
+	}
+	ev := e.lastAudit()
+	if len(ev.Object) > 300 || len(ev.Message) > 400 || !strings.HasSuffix(ev.Object, "é…") {
+		t.Fatalf("audit object %d bytes, message %d bytes: %q", len(ev.Object), len(ev.Message), ev.Object[len(ev.Object)-10:])
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -69,6 +70,9 @@ func (s *Server) CreatePolicy(ctx context.Context, req *adminv1.CreatePolicyRequ
 			p.Precedence = 1
 			for _, o := range siblings {
 				p.Precedence = max(p.Precedence, o.Precedence+1)
+			}
+			if p.Precedence > math.MaxInt32 {
+				return invalidf("precedence", "no precedence is free above the application's highest (%d): set one", p.Precedence-1)
 			}
 		}
 		if err := checkSiblings(p, a, siblings); err != nil {
