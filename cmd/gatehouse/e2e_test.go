@@ -1,5 +1,3 @@
-//go:build lead_wip
-
 package main
 
 import (

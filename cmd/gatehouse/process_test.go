@@ -1,5 +1,3 @@
-//go:build lead_wip
-
 package main
 
 // Helpers for the tests that run the real binaries as child processes:

@@ -1,5 +1,3 @@
-//go:build lead_wip
-
 package main
 
 import (
@@ -122,7 +120,7 @@ func (c *serveConfig) validate() error {
 			errs = append(errs, fmt.Errorf("%s: %q is not host:port", a.name, a.addr))
 		}
 	}
-	if c.AuthzAddr == c.AdminAddr {
+	if c.AuthzAddr == c.AdminAddr && !strings.HasSuffix(c.AuthzAddr, ":0") {
 		errs = append(errs, errors.New("--authz-addr and --admin-addr must differ: the ext_authz port never serves admin operations"))
 	}
 	switch c.Unmatched {

@@ -1,5 +1,3 @@
-//go:build lead_wip
-
 package main
 
 import (
@@ -75,8 +73,10 @@ func (s *server) flushLastSeen() {
 func (s *server) housekeeping() {
 	now := s.now()
 	if s.cfg.KeyRotation > 0 {
-		if err := admin.RotateSigningKeysIfDue(s.db, s.master, tokens.Alg(s.cfg.SigningAlg), s.cfg.KeyRotation, now); err != nil {
+		if rotated, err := admin.RotateSigningKeysIfDue(s.db, s.master, tokens.Alg(s.cfg.SigningAlg), s.cfg.KeyRotation, now); err != nil {
 			s.log.Error("scheduled signing-key rotation failed", "err", err)
+		} else if rotated {
+			s.log.Info("rotated the session-JWT signing key on schedule", "every", s.cfg.KeyRotation.String())
 		}
 	}
 	if s.cfg.DisableInactiveAfter > 0 {

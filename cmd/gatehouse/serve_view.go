@@ -1,5 +1,3 @@
-//go:build lead_wip
-
 package main
 
 import (
@@ -30,16 +28,21 @@ type view struct {
 	publish func(*authz.Snapshot)
 }
 
+// loadView loads the whole store and subscribes to its changes in one step,
+// so no change between the two is missed.
 func loadView(db *store.DB, master []byte, logger *slog.Logger) (*view, error) {
-	st, err := db.Load()
+	v := &view{db: db, master: master, log: logger}
+	// apply may run as soon as LoadAndSubscribe returns; v.mu orders it
+	// after the initial state is in place.
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	st, err := db.LoadAndSubscribe(v.apply)
 	if err != nil {
 		return nil, fmt.Errorf("load store: %w", err)
 	}
-	v := &view{
-		db: db, master: master, log: logger, rev: st.Rev,
-		apps: make(map[string]*policy.Application, len(st.Apps)),
-		pols: make(map[string]*policy.Policy, len(st.Policies)),
-	}
+	v.rev = st.Rev
+	v.apps = make(map[string]*policy.Application, len(st.Apps))
+	v.pols = make(map[string]*policy.Policy, len(st.Policies))
 	for _, a := range st.Apps {
 		v.apps[a.ID] = a
 	}
@@ -58,11 +61,13 @@ func loadView(db *store.DB, master []byte, logger *slog.Logger) (*view, error) {
 	return v, nil
 }
 
-// setPublish sets where apply publishes new snapshots.
+// setPublish sets where apply publishes new snapshots, and publishes the
+// current one there, so nothing applied before the call is lost.
 func (v *view) setPublish(fn func(*authz.Snapshot)) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.publish = fn
+	fn(v.snap)
 }
 
 func (v *view) current() *authz.Snapshot {
