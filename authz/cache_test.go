@@ -184,13 +184,30 @@ func TestMintCacheBounded(t *testing.T) {
 	per := c.perShard
 	for i := range per + 1 {
 		tok.UpdatedAt = t0.Add(time.Duration(i)) // a new key each time, same shard
-		if c.get(ks, testIssuer, tok, app, nil, t0) == nil {
-			t.Fatal("mint failed")
+		if m, r := c.get(ks, testIssuer, tok, app, nil, t0); m == nil {
+			t.Fatalf("mint failed: %s", r)
 		}
 	}
 	sh := &c.shards[shardOf("tok")%cacheShards]
 	if n := len(sh.m); n != 1 {
 		t.Errorf("shard holds %d entries after overflowing its bound %d, want 1 (dropped, then the new one)", n, per)
+	}
+}
+
+func TestMintRefusals(t *testing.T) {
+	c := newJWTCache()
+	ks := keySet(t, testKey(t, tokens.AlgEdDSA, 0))
+	app := &policy.Application{ID: "app", AUD: strings.Repeat("a", 64), SessionDuration: time.Hour}
+	tok := &tokens.ServiceToken{ID: "tok", ClientID: "c", Enabled: true, ExpiresAt: t0.Add(400 * time.Millisecond)}
+	if m, r := c.get(ks, testIssuer, tok, app, nil, t0.Add(100*time.Millisecond)); m != nil || r != ReasonTokenExpired {
+		t.Errorf("token with <1s left: %v, %s; want token_expired", m, r)
+	}
+	tok.ExpiresAt = time.Time{}
+	if m, r := c.get(nil, testIssuer, tok, app, nil, t0); m != nil || r != ReasonNoSigningKey {
+		t.Errorf("no keys: %v, %s", m, r)
+	}
+	if m, r := c.get(ks, "", tok, app, nil, t0); m != nil || r != ReasonNoSigningKey {
+		t.Errorf("no issuer: %v, %s", m, r)
 	}
 }
 

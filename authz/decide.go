@@ -39,9 +39,9 @@ var dummyToken = &tokens.ServiceToken{
 	Enabled:              true,
 }
 
-// decider is what deciding reads besides the request: configuration, the
-// published snapshot and side caches that memoise pure functions (peer
-// certificate names, JWT signatures). It records nothing.
+// decider is what deciding reads besides the request and the snapshot:
+// configuration, and side caches that memoise pure functions (peer
+// certificate names, JWT signature checks). It records nothing.
 type decider struct {
 	issuer         string
 	unmatchedAllow bool

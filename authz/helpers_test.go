@@ -315,7 +315,7 @@ func wantDeny(tb testing.TB, resp *authv3.CheckResponse, reason Reason) {
 	if body.Reason != reason.String() {
 		tb.Fatalf("deny reason = %q, want %q (body %s)", body.Reason, reason, dr.GetBody())
 	}
-	wantKind := map[int]string{400: "bad_request", 401: "unauthorized", 403: "forbidden", 503: "unavailable", 500: "unavailable"}[reason.HTTPStatus()]
+	wantKind := map[int]string{400: "bad_request", 401: "unauthorized", 403: "forbidden", 503: "unavailable", 500: "internal"}[reason.HTTPStatus()]
 	if body.Error != wantKind {
 		tb.Fatalf("deny error = %q, want %q", body.Error, wantKind)
 	}

@@ -114,27 +114,25 @@ func keyFor(tok *tokens.ServiceToken, app *policy.Application, pol *policy.Polic
 }
 
 // get returns a JWT for tok on app (allowed by pol), minting one with keys'
-// active key when no cached JWT can be reused. It returns nil when there is
-// no active signing key or signing fails.
-func (c *jwtCache) get(keys *tokens.KeySet, issuer string, tok *tokens.ServiceToken, app *policy.Application, pol *policy.Policy, now time.Time) *minted {
-	if keys == nil {
-		return nil
+// active key when no cached JWT can be reused. Without one it says why:
+// ReasonNoSigningKey (no active key, or signing failed) or
+// ReasonTokenExpired (the token expires before a one-second JWT could).
+func (c *jwtCache) get(keys *tokens.KeySet, issuer string, tok *tokens.ServiceToken, app *policy.Application, pol *policy.Policy, now time.Time) (*minted, Reason) {
+	if keys == nil || keys.Active() == nil {
+		return nil, ReasonNoSigningKey
 	}
 	active := keys.Active()
-	if active == nil {
-		return nil
-	}
 	key := keyFor(tok, app, pol, active.KID)
 	sh := &c.shards[shardOf(tok.ID)%cacheShards]
 	sh.mu.RLock()
 	e := sh.m[key]
 	sh.mu.RUnlock()
 	if e != nil && now.Before(e.reuseUntil) && e.iat.After(app.SessionsRevokedAt) {
-		return e
+		return e, ReasonNone
 	}
-	e = mint(keys, issuer, tok, app, pol, now)
+	e, reason := mint(keys, issuer, tok, app, pol, now)
 	if e == nil {
-		return nil
+		return nil, reason
 	}
 	sh.mu.Lock()
 	if len(sh.m) >= c.perShard {
@@ -142,14 +140,14 @@ func (c *jwtCache) get(keys *tokens.KeySet, issuer string, tok *tokens.ServiceTo
 	}
 	sh.m[key] = e
 	sh.mu.Unlock()
-	return e
+	return e, ReasonNone
 }
 
 // mint signs a session JWT. iat is now, except just after the application's
 // sessions were revoked: JWT times have one-second precision, and a JWT
 // whose iat second is not after SessionsRevokedAt would be refused when
 // presented back, so iat is moved to the next second.
-func mint(keys *tokens.KeySet, issuer string, tok *tokens.ServiceToken, app *policy.Application, pol *policy.Policy, now time.Time) *minted {
+func mint(keys *tokens.KeySet, issuer string, tok *tokens.ServiceToken, app *policy.Application, pol *policy.Policy, now time.Time) (*minted, Reason) {
 	iat := now.Truncate(time.Second)
 	if !app.SessionsRevokedAt.IsZero() && !iat.After(app.SessionsRevokedAt) {
 		iat = app.SessionsRevokedAt.Truncate(time.Second).Add(sessionSkewFloor)
@@ -159,6 +157,9 @@ func mint(keys *tokens.KeySet, issuer string, tok *tokens.ServiceToken, app *pol
 		exp = tok.ExpiresAt
 	}
 	exp = exp.Truncate(time.Second)
+	if !exp.After(iat) {
+		return nil, ReasonTokenExpired // less than a second left
+	}
 	claims := tokens.Claims{
 		Issuer:           issuer,
 		Audience:         []string{app.AUD},
@@ -172,14 +173,14 @@ func mint(keys *tokens.KeySet, issuer string, tok *tokens.ServiceToken, app *pol
 	}
 	jwt, err := keys.Sign(&claims)
 	if err != nil {
-		return nil
+		return nil, ReasonNoSigningKey
 	}
 	return &minted{
 		jwt:        jwt,
 		iat:        iat,
 		exp:        exp,
 		reuseUntil: now.Add(exp.Sub(now) / 2),
-	}
+	}, ReasonNone
 }
 
 // verifiedJWT is a presented JWT that passed KeySet.Verify against keys.

@@ -57,15 +57,18 @@ func init() {
 			statuses[r] = statusOK
 			continue
 		}
-		kind := "unauthorized"
-		if r.HTTPStatus() != http.StatusUnauthorized {
+		var kind string
+		switch r.HTTPStatus() {
+		case http.StatusUnauthorized:
+			kind = "unauthorized"
+		case http.StatusForbidden:
 			kind = "forbidden"
-			switch r.HTTPStatus() {
-			case http.StatusBadRequest:
-				kind = "bad_request"
-			case http.StatusServiceUnavailable, http.StatusInternalServerError:
-				kind = "unavailable"
-			}
+		case http.StatusBadRequest:
+			kind = "bad_request"
+		case http.StatusServiceUnavailable:
+			kind = "unavailable"
+		default:
+			kind = "internal"
 		}
 		denied[r] = &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status: &typev3.HttpStatus{Code: typev3.StatusCode(r.HTTPStatus())},

@@ -152,10 +152,10 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		s.seen.touch(d.token.ID, now)
 	}
 	if d.allowed() && d.token != nil {
-		if m := s.minted.get(snap.keys, s.cfg.Issuer, d.token, d.app.App, d.result.Policy, now); m != nil {
+		if m, reason := s.minted.get(snap.keys, s.cfg.Issuer, d.token, d.app.App, d.result.Policy, now); m != nil {
 			resp = tokenResponse(m, &d)
 		} else {
-			d.reason = ReasonNoSigningKey
+			d.reason = reason
 		}
 	}
 	if resp == nil {
