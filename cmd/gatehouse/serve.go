@@ -168,14 +168,18 @@ func startServer(cfg serveConfig, logger *slog.Logger, now func() time.Time) (_ 
 	if s.cfg.Issuer == "" {
 		s.cfg.Issuer = "http://" + s.httpAddr
 	}
-	s.authz = authz.NewServer(authz.Config{
+	authzCfg := authz.Config{
 		Issuer:         s.cfg.Issuer,
 		UnmatchedAllow: cfg.Unmatched == "allow",
 		TrustedProxies: cfg.TrustedProxies,
 		LogAllowed:     cfg.LogAllowed,
 		Logger:         logger,
 		Now:            now,
-	}, s.view.current())
+	}
+	if err := authzCfg.Validate(); err != nil {
+		return nil, err
+	}
+	s.authz = authz.NewServer(authzCfg, s.view.current())
 	s.view.setPublish(s.authz.Publish)
 
 	s.admin = admin.New(admin.Config{
