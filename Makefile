@@ -60,3 +60,8 @@ bench: ## micro-benchmarks (secret verification, lookups, Check, store batching)
 .PHONY: clean
 clean: ## remove build output (never the data dir)
 	rm -rf bin
+
+.PHONY: docs
+docs: ## regenerate docs/cli.md and docs/api.md
+	$(GO) test -count=1 ./cmd/gatehouse -run '^TestCLIReference$$' -update
+	$(GO) test -count=1 ./proto/gatehouse/admin/v1 -run '^TestAPIReference$$' -update

@@ -74,11 +74,11 @@ func backupCommands() []*command {
 	return []*command{{
 		path: "backup", maxArgs: 0, timeout: backupTimeout,
 		summary: "save a consistent copy of the whole store to a file",
-		help: `Streams a consistent snapshot of the server's store (a bbolt file) into FILE,
-while the server keeps serving. The file is written under a temporary name,
-synced and renamed, so FILE is never left half-written; it is created with
-mode 0600, since it holds secret digests and sealed signing keys. To restore,
-stop the server and start it on a copy of the file.
+		help: `Streams a consistent snapshot of the server's store (a bbolt file) into
+the --out file, while the server keeps serving. The file is written under a
+temporary name, synced and renamed, so it is never left half-written; it is
+created with mode 0600, since it holds secret digests and sealed signing keys.
+To restore, stop the server and start it on a copy of the file.
 
 --timeout bounds the whole transfer here (default 10m).`,
 		example: `gatehouse backup --out /var/backups/gatehouse-$(date +%F).db`,

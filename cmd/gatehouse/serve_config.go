@@ -97,7 +97,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
 	fs.StringVar(&c.SigningAlg, "signing-alg", c.SigningAlg, "algorithm of new session-JWT signing keys: RS256, ES256 or EdDSA")
-	fs.DurationVar(&c.KeyRotation, "key-rotation", c.KeyRotation, "rotate the signing key this often (0: only by `gatehouse keys rotate`)")
+	fs.DurationVar(&c.KeyRotation, "key-rotation", c.KeyRotation, `rotate the signing key this often (0: only by "gatehouse keys rotate")`)
 	fs.DurationVar(&c.DisableInactiveAfter, "disable-inactive-after", c.DisableInactiveAfter, "disable tokens not seen for this long, 720h to 8760h (0: off)")
 	fs.DurationVar(&c.LastSeenFlush, "last-seen-flush", c.LastSeenFlush, "how often last_seen_at times are written to the store")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long a shutdown waits for in-flight requests")
