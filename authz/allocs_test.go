@@ -24,6 +24,9 @@ func TestCheckAllocBudget(t *testing.T) {
 	}{
 		{"unlogged", noLogger, 0, 0, 10, 10},
 		{"json log", benchLogger, 2, 2, 12, 12},
+		// An Observer (metrics) must not add any.
+		{"unlogged, observed", func(c *Config) { noLogger(c); c.Observer = &countingObserver{} }, 0, 0, 10, 10},
+		{"json log, observed", func(c *Config) { benchLogger(c); c.Observer = &countingObserver{} }, 2, 2, 12, 12},
 	} {
 		t.Run(logging.name, func(t *testing.T) {
 			b := newBase(t, logging.cfg)

@@ -28,7 +28,11 @@ func BenchmarkCheck(b *testing.B) {
 	for _, logging := range []struct {
 		suffix string
 		cfg    func(*Config)
-	}{{"", benchLogger}, {"/unlogged", noLogger}} {
+	}{
+		{"", benchLogger},
+		{"/unlogged", noLogger},
+		{"/observed", func(c *Config) { benchLogger(c); c.Observer = &countingObserver{} }},
+	} {
 		w := newBase(b, logging.cfg)
 		w.policy(w.app, policy.Bypass, ipRule("192.0.2.0/24"))
 		w.publish()

@@ -10,6 +10,8 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+
+	"github.com/gatehouse-dev/gatehouse/policy"
 )
 
 // Config is the ext_authz server's process configuration. Served data
@@ -33,6 +35,22 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Observer, if set, is told about every Check (for metrics). Nil
+	// observes nothing.
+	Observer Observer
+}
+
+// Observer is told the outcome of each Check, once, on the goroutine that
+// ran it, after the response is built. It runs on the hot path: it must be
+// safe for concurrent use, must not block and should not allocate.
+// Explain is never observed.
+type Observer interface {
+	// ObserveCheck reports one decision: the application that decided it
+	// (nil when none matched), its reason (Reason.Allowed tells allow from
+	// deny), whether the application is in dry run (Envoy was told OK
+	// whatever the reason), and how long Check took, including the
+	// decision log line.
+	ObserveCheck(app *policy.Application, reason Reason, dryRun bool, elapsed time.Duration)
 }
 
 // Errors returned by Config.Validate.
@@ -64,6 +82,7 @@ type Server struct {
 	cfg     Config
 	now     func() time.Time
 	log     *slog.Logger
+	obs     Observer
 	snap    atomic.Pointer[Snapshot]
 	decider decider
 	minted  *jwtCache
@@ -79,6 +98,7 @@ func NewServer(cfg Config, initial *Snapshot) *Server {
 		cfg:    cfg,
 		now:    cfg.Now,
 		log:    cfg.Logger,
+		obs:    cfg.Observer,
 		minted: newJWTCache(),
 		seen:   newLastSeen(),
 		decider: decider{
@@ -126,6 +146,8 @@ func (s *Server) DrainLastSeen() map[string]time.Time { return s.seen.drain() }
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
 	var r request
 	var d decision
+	var start time.Time
+	observed := false
 	defer func() {
 		if p := recover(); p != nil {
 			d = decision{reason: ReasonInternalError}
@@ -134,11 +156,13 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 				s.log.LogAttrs(ctx, slog.LevelError, "authz check panicked",
 					slog.String("panic", fmt.Sprint(p)))
 			}
+			if s.obs != nil && !observed {
+				s.observe(&d, start)
+			}
 		}
 	}()
 	logging := s.log != nil && s.log.Enabled(ctx, slog.LevelInfo)
-	var start time.Time
-	if logging {
+	if logging || s.obs != nil {
 		start = time.Now()
 	}
 	now := s.now()
@@ -164,7 +188,25 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	if logging && (!d.allowed() || s.cfg.LogAllowed) {
 		s.logDecision(ctx, &r, &d, start)
 	}
+	if s.obs != nil {
+		observed = true // a panicking observer is not asked again
+		s.obs.ObserveCheck(appOf(&d), d.reason, d.dryRun, time.Since(start))
+	}
 	return resp, nil
+}
+
+// observe reports a Check that panicked; a panic in the observer itself is
+// swallowed here, since the Check is already being answered.
+func (s *Server) observe(d *decision, start time.Time) {
+	defer func() { _ = recover() }()
+	s.obs.ObserveCheck(appOf(d), d.reason, d.dryRun, time.Since(start))
+}
+
+func appOf(d *decision) *policy.Application {
+	if d.app == nil {
+		return nil
+	}
+	return d.app.App
 }
 
 // logDecision writes the one decision line. It never logs a secret or a

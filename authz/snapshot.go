@@ -153,6 +153,19 @@ func (s *Snapshot) TokenByID(id string) *tokens.ServiceToken {
 	return s.byID[shardOf(id)][id]
 }
 
+// ForEachToken calls fn with every token, in no particular order, until fn
+// returns false. It walks the whole snapshot: for metrics and reports, never
+// for the Check path. fn must not modify the tokens.
+func (s *Snapshot) ForEachToken(fn func(*tokens.ServiceToken) bool) {
+	for _, shard := range s.byID {
+		for _, t := range shard {
+			if !fn(t) {
+				return
+			}
+		}
+	}
+}
+
 // Len is the number of tokens.
 func (s *Snapshot) Len() int { return s.n }
 
