@@ -105,9 +105,10 @@ type server struct {
 	db     *store.DB
 	master []byte
 
-	view  *view
-	authz *authz.Server
-	admin *admin.Server
+	view    *view
+	authz   *authz.Server
+	admin   *admin.Server
+	metrics *metrics
 
 	authzGRPC   *grpc.Server
 	adminGRPC   *grpc.Server
@@ -125,6 +126,11 @@ type server struct {
 	jobsDone       sync.WaitGroup
 	lastExpiryWarn time.Time
 	closed         sync.Once
+	stopped        sync.Once
+	stopErr        error
+	// drainCut, when closed, ends the drain delay early (tests; nil, and
+	// so never, in production).
+	drainCut chan struct{}
 }
 
 // startServer opens the store, prepares keys, builds the first snapshot and
@@ -168,6 +174,7 @@ func startServer(cfg serveConfig, logger *slog.Logger, now func() time.Time) (_ 
 	if s.cfg.Issuer == "" {
 		s.cfg.Issuer = "http://" + s.httpAddr
 	}
+	s.metrics = newMetrics(s)
 	authzCfg := authz.Config{
 		Issuer:         s.cfg.Issuer,
 		UnmatchedAllow: cfg.Unmatched == "allow",
@@ -175,6 +182,7 @@ func startServer(cfg serveConfig, logger *slog.Logger, now func() time.Time) (_ 
 		LogAllowed:     cfg.LogAllowed,
 		Logger:         logger,
 		Now:            now,
+		Observer:       s.metrics,
 	}
 	if err := authzCfg.Validate(); err != nil {
 		return nil, err
@@ -287,12 +295,20 @@ func (s *server) openListeners() error {
 	return nil
 }
 
+// The per-service names gRPC health reports (besides "", the whole server):
+// Envoy's and Kubernetes' gRPC health checks may ask for either.
+var (
+	authzService = authv3.Authorization_ServiceDesc.ServiceName // envoy.service.auth.v3.Authorization
+	adminService = adminv1.AdminService_ServiceDesc.ServiceName // gatehouse.admin.v1.AdminService
+)
+
 // serve builds the gRPC and HTTP servers and starts serving.
 func (s *server) serve() error {
 	// ext_authz: Check and health only. Never an admin service.
 	s.authzGRPC = grpc.NewServer(grpc.MaxRecvMsgSize(4 << 20))
 	authv3.RegisterAuthorizationServer(s.authzGRPC, s.authz)
 	s.authzHealth = health.NewServer()
+	s.authzHealth.SetServingStatus(authzService, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(s.authzGRPC, s.authzHealth)
 
 	var adminOpts []grpc.ServerOption
@@ -303,12 +319,14 @@ func (s *server) serve() error {
 		}
 		adminOpts = append(adminOpts, grpc.Creds(creds))
 	}
+	// Metrics first, so calls the admin key check refuses are counted.
 	adminOpts = append(adminOpts,
-		grpc.ChainUnaryInterceptor(s.admin.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(s.admin.StreamInterceptor()))
+		grpc.ChainUnaryInterceptor(s.metrics.unaryInterceptor(), s.admin.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(s.metrics.streamInterceptor(), s.admin.StreamInterceptor()))
 	s.adminGRPC = grpc.NewServer(adminOpts...)
 	adminv1.RegisterAdminServiceServer(s.adminGRPC, s.admin)
 	s.adminHealth = health.NewServer()
+	s.adminHealth.SetServingStatus(adminService, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(s.adminGRPC, s.adminHealth)
 	reflection.Register(s.adminGRPC)
 
@@ -362,6 +380,7 @@ func (s *server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /.well-known/jwks.json", s.authz.JWKSHandler())
 	mux.Handle("GET /cdn-cgi/access/certs", s.authz.CloudflareCertsHandler())
+	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -392,12 +411,29 @@ func (s *server) notReady() string {
 	return ""
 }
 
-// shutdown stops in order: health NOT_SERVING, drain gRPC (with a deadline,
-// then a hard stop), stop HTTP, stop jobs, flush last-seen, close the store.
+// shutdown stops in order: /readyz 503 and gRPC health NOT_SERVING; keep
+// answering for --drain-delay, so Envoy's health checks and Kubernetes move
+// traffic away before the listeners close; drain gRPC (with a deadline, then
+// a hard stop); stop HTTP; stop jobs; flush last-seen; close the store.
+//
+// Later calls wait for the first to finish and return its result.
 func (s *server) shutdown() error {
+	s.stopped.Do(func() { s.stopErr = s.stop() })
+	return s.stopErr
+}
+
+func (s *server) stop() error {
 	s.ready.Store(false)
 	s.authzHealth.Shutdown()
 	s.adminHealth.Shutdown()
+	if d := s.cfg.DrainDelay; d > 0 {
+		s.log.Info("draining: reporting not ready and still answering until the drain delay is over", "drain_delay", d.String())
+		select {
+		case <-time.After(d):
+		case <-s.drainCut:
+		}
+	}
+	s.log.Info("closing the listeners and finishing in-flight requests", "shutdown_grace", s.cfg.ShutdownGrace.String())
 
 	var wg sync.WaitGroup
 	for _, g := range []*grpc.Server{s.authzGRPC, s.adminGRPC} {

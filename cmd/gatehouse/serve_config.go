@@ -37,6 +37,7 @@ type serveConfig struct {
 	KeyRotation          time.Duration
 	DisableInactiveAfter time.Duration
 	LastSeenFlush        time.Duration
+	DrainDelay           time.Duration
 	ShutdownGrace        time.Duration
 
 	AdminKeyFile  string
@@ -73,7 +74,10 @@ master key that seals the JWT signing keys (<data-dir>/master.key, 0600), a
 signing key, and an admin key written to <data-dir>/admin.key (0600). A second
 server on the same data dir fails at once: the file is locked.
 
-SIGTERM or SIGINT drains in-flight checks, flushes last-seen times and closes
+SIGTERM or SIGINT first turns /readyz to 503 and gRPC health to NOT_SERVING,
+keeps answering for --drain-delay (so Envoy's health checks and Kubernetes
+move traffic away), then stops accepting connections, waits up to
+--shutdown-grace for in-flight requests, flushes last-seen times and closes
 the store; a second signal exits at once.
 
 Flags:
@@ -100,6 +104,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.KeyRotation, "key-rotation", c.KeyRotation, `rotate the signing key this often (0: only by "gatehouse keys rotate")`)
 	fs.DurationVar(&c.DisableInactiveAfter, "disable-inactive-after", c.DisableInactiveAfter, "disable tokens not seen for this long, 720h to 8760h (0: off)")
 	fs.DurationVar(&c.LastSeenFlush, "last-seen-flush", c.LastSeenFlush, "how often last_seen_at times are written to the store")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGTERM, keep serving this long while reporting not ready, before closing the listeners (e.g. 5s behind a load balancer or Kubernetes Service)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long a shutdown waits for in-flight requests")
 	fs.StringVar(&c.AdminKeyFile, "admin-key-file", c.AdminKeyFile, "bootstrap admin key file: read if it exists and the store has no admin key, else written there (default <data-dir>/admin.key)")
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "file with the key that seals signing keys in the store (default <data-dir>/master.key; created if missing)")
@@ -154,6 +159,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.LastSeenFlush < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--last-seen-flush: %v is shorter than 100ms", c.LastSeenFlush))
+	}
+	if c.DrainDelay < 0 || c.DrainDelay > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("--drain-delay: %v is not between 0 and 5m", c.DrainDelay))
 	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-grace: %v is negative", c.ShutdownGrace))

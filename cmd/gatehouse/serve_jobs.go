@@ -62,11 +62,12 @@ func (s *server) flushLastSeen() {
 		return
 	}
 	seen := s.authz.DrainLastSeen()
-	if len(seen) == 0 {
-		return
-	}
 	if err := s.db.TouchLastSeen(seen); err != nil {
 		s.log.Error("cannot flush last_seen_at", "tokens", len(seen), "err", err)
+		return
+	}
+	if s.metrics != nil {
+		s.metrics.flushed()
 	}
 }
 
