@@ -53,13 +53,15 @@ func parseStat(b []byte) (time.Duration, error) {
 	return time.Duration(ut+st) * (time.Second / userHZ), nil
 }
 
-// Memory is a process's resident memory.
+// Memory is a process's resident memory, in bytes.
 type Memory struct {
-	RSS  int64 // VmRSS, bytes: resident now
-	Peak int64 // VmHWM, bytes: the highest RSS so far
+	RSS  int64 `json:"rss"`  // VmRSS: resident now
+	Peak int64 `json:"peak"` // VmHWM: the highest RSS so far
+	Anon int64 `json:"anon"` // RssAnon: heap, stacks (what the program allocated)
+	File int64 `json:"file"` // RssFile: mapped file pages (e.g. an mmap'd database), reclaimable
 }
 
-// Mem reads VmRSS and VmHWM from /proc/<pid>/status.
+// Mem reads VmRSS, VmHWM, RssAnon and RssFile from /proc/<pid>/status.
 func Mem(pid int) (Memory, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -80,6 +82,10 @@ func Mem(pid int) (Memory, error) {
 			dst = &m.RSS
 		case "VmHWM":
 			dst = &m.Peak
+		case "RssAnon":
+			dst = &m.Anon
+		case "RssFile":
+			dst = &m.File
 		default:
 			continue
 		}
@@ -93,8 +99,8 @@ func Mem(pid int) (Memory, error) {
 	if err := sc.Err(); err != nil {
 		return Memory{}, err
 	}
-	if found != 2 {
-		return Memory{}, fmt.Errorf("%w: VmRSS/VmHWM missing in /proc/%d/status", ErrFormat, pid)
+	if found != 4 {
+		return Memory{}, fmt.Errorf("%w: VmRSS, VmHWM, RssAnon or RssFile missing in /proc/%d/status", ErrFormat, pid)
 	}
 	return m, nil
 }
