@@ -71,14 +71,19 @@ func writeBackup(stream adminv1.AdminService_BackupClient, out string) (n int64,
 }
 
 func backupCommands() []*command {
-	return []*command{{
+	return []*command{backupCommand(), restoreCommand()}
+}
+
+func backupCommand() *command {
+	return &command{
 		path: "backup", maxArgs: 0, timeout: backupTimeout,
 		summary: "save a consistent copy of the whole store to a file",
 		help: `Streams a consistent snapshot of the server's store (a bbolt file) into
 the --out file, while the server keeps serving. The file is written under a
 temporary name, synced and renamed, so it is never left half-written; it is
 created with mode 0600, since it holds secret digests and sealed signing keys.
-To restore, stop the server and start it on a copy of the file.
+To restore, stop the server and run "gatehouse restore" (which verifies the
+file and checks the master key first).
 
 --timeout bounds the whole transfer here (default 10m).`,
 		example: `gatehouse backup --out /var/backups/gatehouse-$(date +%F).db`,
@@ -120,5 +125,5 @@ To restore, stop the server and start it on a copy of the file.
 				return err
 			}
 		},
-	}}
+	}
 }

@@ -78,8 +78,8 @@ func renderCLIReference(t *testing.T) []byte {
 
 This is the output of ` + "`gatehouse help`" + ` and ` + "`gatehouse help <command>`" + `, verbatim, except that
 the connection and output flags most commands share are printed once, below. Every command but
-` + "`serve`" + ` and ` + "`version`" + ` is a client of the admin gRPC API ([api.md](api.md)); it never opens the
-bbolt file. ` + "`gatehouse <command> --help`" + ` prints the same text as ` + "`gatehouse help <command>`" + `.
+` + "`serve`" + `, ` + "`version`" + `, ` + "`restore`" + ` and ` + "`store verify`" + ` is a client of the admin gRPC API
+([api.md](api.md)); it never opens the bbolt file. Those two work on a stopped server's data file. ` + "`gatehouse <command> --help`" + ` prints the same text as ` + "`gatehouse help <command>`" + `.
 
 For a guided tour see the walkthrough in the [README](../README.md#five-minute-walkthrough).
 
@@ -110,7 +110,7 @@ For a guided tour see the walkthrough in the [README](../README.md#five-minute-w
 	(&globals{}).register(fs, 0)
 	common := tidy(defaults(fs))
 	fmt.Fprintf(&b, "\n## Connection and output flags\n\n"+
-		"Every command but `serve`, `help` and `version` takes these; `gatehouse help <command>` prints them "+
+		"Every command but `serve`, `help`, `version`, `restore` and `store verify` takes these; `gatehouse help <command>` prints them "+
 		"under \"Connection and output flags\". Environment: `GATEHOUSE_SERVER` (the address), "+
 		"`GATEHOUSE_ADMIN_KEY` (the key itself, not a file).\n\n```text\n%s```\n", common)
 	commonBlock := "\nConnection and output flags:\n" + common

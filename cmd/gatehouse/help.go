@@ -56,12 +56,15 @@ first one is written to DATA_DIR/admin.key when the server starts on an empty
 store. A read-only key can list and get but not change anything.`},
 	{"audit", "Audit log", `Every change made through the admin API is recorded with the time, the name of
 the admin key that made it, the method, the object and the outcome.`},
+	{"store", "The data file", `The store is one bbolt file, DATA_DIR/gatehouse.db. These commands work on the
+file itself, with no server running, and never contact one.`},
 }
 
 // sections of the overview for the commands outside any group.
 var sections = map[string]string{
 	"check":   "Checking access",
 	"backup":  "Maintenance",
+	"restore": "Maintenance",
 	"version": "Maintenance",
 }
 
@@ -102,9 +105,10 @@ func (c *cli) help(ctx context.Context, args []string) int {
 func (c *cli) writeOverview(w io.Writer) {
 	fmt.Fprint(w, `gatehouse: Cloudflare Access-style service tokens for Envoy ext_authz.
 
-"gatehouse serve" runs the server; every other command manages it through the
-admin gRPC API (never the data file), so it works against a local or a remote
-server alike.
+"gatehouse serve" runs the server; the other commands manage it through the
+admin gRPC API (never the data file), so they work against a local or a remote
+server alike. Only "restore" and "store verify" work on a stopped server's
+data file.
 
 Usage:
   gatehouse <command> [arguments] [flags]
@@ -131,7 +135,8 @@ Usage:
 	}
 	tw.Flush()
 	fmt.Fprint(w, `
-Every command but serve and version takes the connection and output flags:
+Every command but serve, version, restore and store verify takes the
+connection and output flags:
   --server HOST:PORT     the admin API (default 127.0.0.1:9002, or $GATEHOUSE_SERVER)
   --admin-key-file FILE  the admin key (default $GATEHOUSE_ADMIN_KEY, else ./data/admin.key)
   --tls, --ca-file FILE  TLS to the admin API (required unless the server is on loopback)

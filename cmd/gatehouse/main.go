@@ -103,7 +103,8 @@ var commands = sync.OnceValue(func() []*command {
 	var all []*command
 	for _, group := range [][]*command{
 		tokenCommands(), appCommands(), policyCommands(), checkCommands(),
-		keysCommands(), adminKeyCommands(), auditCommands(), backupCommands(),
+		keysCommands(), adminKeyCommands(), auditCommands(), storeCommands(),
+		backupCommands(),
 		{versionCommand()},
 	} {
 		all = append(all, group...)
