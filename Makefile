@@ -57,6 +57,14 @@ fuzz: ## run every fuzz target for FUZZTIME=2m each
 bench: ## micro-benchmarks (secret verification, lookups, Check, store batching)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./tokens ./policy ./store ./authz ./admin
 
+.PHONY: bench-load
+bench-load: ## side-by-side load benchmark vs the floor server, 1k and 1M tokens (~30 min; see docs/performance.md)
+	$(GO) run ./bench/run --out bench-load.json
+
+.PHONY: bench-load-short
+bench-load-short: ## the same, quick (1k tokens, one round, ~2 min)
+	$(GO) run ./bench/run --short --out bench-load-short.json
+
 .PHONY: clean
 clean: ## remove build output (never the data dir)
 	rm -rf bin
