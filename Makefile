@@ -5,6 +5,10 @@
 # needed.
 
 GO        ?= go
+# vtprotobuf: compile go-control-plane's generated vtproto marshalling, which
+# the ext_authz codec uses instead of protobuf-go reflection (authz/codec.go;
+# docs/performance.md). Without the tag gatehouse behaves the same, slower.
+export GOFLAGS += -tags=vtprotobuf
 DATA_DIR  ?= ./data
 FUZZTIME  ?= 5s
 BENCHTIME ?= 1s

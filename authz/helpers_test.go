@@ -414,8 +414,14 @@ func (w *world) verifyJWT(jwt string, app *policy.Application, tok *tokens.Servi
 // a client for it.
 func grpcClient(tb testing.TB, srv *Server) authv3.AuthorizationClient {
 	tb.Helper()
+	return grpcClientWith(tb, srv)
+}
+
+// grpcClientWith is grpcClient with server options.
+func grpcClientWith(tb testing.TB, srv *Server, opts ...grpc.ServerOption) authv3.AuthorizationClient {
+	tb.Helper()
 	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(opts...)
 	srv.Register(gs)
 	go func() { _ = gs.Serve(lis) }()
 	tb.Cleanup(gs.Stop)

@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-
 	"github.com/gatehouse-dev/gatehouse/policy"
 	"github.com/gatehouse-dev/gatehouse/tokens"
 )
@@ -59,7 +57,7 @@ type minted struct {
 	jwt        string
 	iat, exp   time.Time
 	reuseUntil time.Time // mint time + half the lifetime
-	resp       [numVariants]atomic.Pointer[authv3.CheckResponse]
+	resp       [numVariants]atomic.Pointer[preEncoded]
 }
 
 type mintShard struct {

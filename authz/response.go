@@ -7,6 +7,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -108,7 +109,7 @@ func sessionCookie(m *minted) *corev3.HeaderValueOption {
 // tokenResponse returns the shared CheckResponse allowing d's token with m's
 // JWT, building it on first use. Its shape depends only on the variant and
 // on what the mintKey covers.
-func tokenResponse(m *minted, d *decision) *authv3.CheckResponse {
+func tokenResponse(m *minted, d *decision) *preEncoded {
 	slot := &m.resp[d.via]
 	if resp := slot.Load(); resp != nil {
 		return resp
@@ -129,8 +130,24 @@ func tokenResponse(m *minted, d *decision) *authv3.CheckResponse {
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
 		DynamicMetadata: metadata(d),
 	}
-	slot.CompareAndSwap(nil, resp)
+	slot.CompareAndSwap(nil, encode(resp))
 	return slot.Load()
+}
+
+// preEncoded is a response that will be sent many times, with its wire
+// encoding made once. It is a proto.Message (the embedded response's
+// methods); Codec sends wire as it is.
+type preEncoded struct {
+	*authv3.CheckResponse
+	wire []byte // nil if encoding failed: Codec then encodes as usual
+}
+
+func encode(resp *authv3.CheckResponse) *preEncoded {
+	wire, err := proto.Marshal(resp)
+	if err != nil {
+		wire = nil
+	}
+	return &preEncoded{CheckResponse: resp, wire: wire}
 }
 
 // plainResponse renders every decision that carries no JWT: denies, and

@@ -120,8 +120,40 @@ func NewServer(cfg Config, initial *Snapshot) *Server {
 }
 
 // Register adds the Authorization service to a gRPC server.
+//
+// It registers envoy.service.auth.v3.Authorization with its own handler for
+// Check, which differs from the generated one in a single way: when the
+// response is a cached token allow it returns it as a *preEncoded, which
+// Codec sends as the bytes encoded when the response was first built. The
+// wrapper is still a proto.Message, so any other codec encodes it as usual.
 func (s *Server) Register(r grpc.ServiceRegistrar) {
-	authv3.RegisterAuthorizationServer(r, s)
+	desc := authv3.Authorization_ServiceDesc
+	desc.Methods = []grpc.MethodDesc{{MethodName: "Check", Handler: s.checkHandler}}
+	r.RegisterService(&desc, s)
+}
+
+// checkHandler is the generated _Authorization_Check_Handler, but for
+// what it returns.
+func (s *Server) checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(authv3.CheckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return s.grpcCheck(ctx, in), nil
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
+	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+		return s.grpcCheck(ctx, req.(*authv3.CheckRequest)), nil
+	})
+}
+
+func (s *Server) grpcCheck(ctx context.Context, req *authv3.CheckRequest) any {
+	resp, enc := s.check(ctx, req)
+	if enc != nil {
+		return enc
+	}
+	return resp
 }
 
 // Publish makes snap the state every later Check reads.
@@ -143,7 +175,14 @@ func (s *Server) DrainLastSeen() map[string]time.Time { return s.seen.drain() }
 // Envoy's failure_mode_allow cannot turn a deny into an allow) and never
 // panics. The response may share immutable parts with other responses:
 // callers must not modify it.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	resp, _ := s.check(ctx, req)
+	return resp, nil
+}
+
+// check is Check; enc is resp with its encoding when resp is a cached
+// token allow, else nil.
+func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, enc *preEncoded) {
 	var r request
 	var d decision
 	var start time.Time
@@ -151,7 +190,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	defer func() {
 		if p := recover(); p != nil {
 			d = decision{reason: ReasonInternalError}
-			resp, err = plainResponse(&d), nil
+			resp, enc = plainResponse(&d), nil
 			if s.log != nil {
 				s.log.LogAttrs(ctx, slog.LevelError, "authz check panicked",
 					slog.String("panic", fmt.Sprint(p)))
@@ -177,7 +216,8 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	}
 	if d.allowed() && d.token != nil {
 		if m, reason := s.minted.get(snap.keys, s.cfg.Issuer, d.token, d.app.App, d.result.Policy, now); m != nil {
-			resp = tokenResponse(m, &d)
+			enc = tokenResponse(m, &d)
+			resp = enc.CheckResponse
 		} else {
 			d.reason = reason
 		}
@@ -192,7 +232,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		observed = true // a panicking observer is not asked again
 		s.obs.ObserveCheck(appOf(&d), d.reason, d.dryRun, time.Since(start))
 	}
-	return resp, nil
+	return resp, enc
 }
 
 // observe reports a Check that panicked; a panic in the observer itself is

@@ -1,0 +1,98 @@
+package authz
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/gatehouse-dev/gatehouse/policy"
+)
+
+// floorServer is bench/floor's handler: the same OK with one header for
+// every Check, no lookup. BenchmarkCheckOverGRPC divides by it.
+type floorServer struct {
+	authv3.UnimplementedAuthorizationServer
+}
+
+var floorOK = &authv3.CheckResponse{
+	Status: &rpcstatus.Status{},
+	HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+		Headers: []*corev3.HeaderValueOption{{
+			Header:       &corev3.HeaderValue{Key: "x-floor", Value: "ok"},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		}},
+	}},
+}
+
+func (floorServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return floorOK, nil
+}
+
+// tcpClient serves register on a real gRPC server on a loopback TCP port
+// and returns a client over one connection.
+func tcpClient(b *testing.B, register func(grpc.ServiceRegistrar), opts ...grpc.ServerOption) authv3.AuthorizationClient {
+	b.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := grpc.NewServer(opts...)
+	register(gs)
+	go func() { _ = gs.Serve(lis) }()
+	b.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	return authv3.NewAuthorizationClient(conn)
+}
+
+// BenchmarkCheckOverGRPC runs whole Check RPCs over loopback TCP (client
+// and server in this process, 16 concurrent callers), for the floor handler
+// and for gatehouse, so one run gives the gRPC-included ratio and, with
+// -cpuprofile, where gatehouse spends what the floor does not. The load
+// benchmark (make bench-load) is the authority; this is the profiling tool.
+func BenchmarkCheckOverGRPC(b *testing.B) {
+	w := newBase(b, noLogger)
+	w.policy(w.app, policy.Bypass, ipRule("192.0.2.0/24"))
+	w.publish()
+	jwt := w.sessionJWT(b)
+	token := tokenReq(w.alpha.ClientID, w.alphaSecret)
+	for _, c := range []struct {
+		name     string
+		register func(grpc.ServiceRegistrar)
+		req      *authv3.CheckRequest
+		opts     []grpc.ServerOption
+	}{
+		{"floor", func(gs grpc.ServiceRegistrar) { authv3.RegisterAuthorizationServer(gs, floorServer{}) }, token, nil},
+		{"service_token/protocodec", w.srv.Register, token, nil},
+		{"service_token", w.srv.Register, token, ServerOptions()},
+		{"jwt_cookie", w.srv.Register, cookieReq(jwt), ServerOptions()},
+		{"deny", w.srv.Register, tokenReq(w.alpha.ClientID, w.betaSecret), ServerOptions()},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			client := tcpClient(b, c.register, c.opts...)
+			ctx := context.Background()
+			if _, err := client.Check(ctx, c.req); err != nil {
+				b.Fatalf("Check: %v", err)
+			}
+			b.ReportAllocs()
+			b.SetParallelism(8) // × GOMAXPROCS callers
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := client.Check(ctx, c.req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
