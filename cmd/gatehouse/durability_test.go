@@ -114,6 +114,8 @@ func TestServeRefusesBadStarts(t *testing.T) {
 		"bad unmatched":                      {[]string{"--data-dir", t.TempDir(), "--unmatched", "maybe"}, "--unmatched", 2},
 		"bad inactive window":                {[]string{"--data-dir", t.TempDir(), "--disable-inactive-after", "1h"}, "--disable-inactive-after", 2},
 		"same authz and admin address":       {[]string{"--data-dir", t.TempDir(), "--authz-addr", "127.0.0.1:9", "--admin-addr", "127.0.0.1:9"}, "must differ", 2},
+		"debug listener off loopback":        {[]string{"--data-dir", t.TempDir(), "--debug-addr", "0.0.0.0:0"}, "--debug-addr: \"0.0.0.0\" is not a loopback address", 2},
+		"debug address without a port":       {[]string{"--data-dir", t.TempDir(), "--debug-addr", "127.0.0.1"}, "--debug-addr: \"127.0.0.1\" is not host:port", 2},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := append([]string{"serve", "--authz-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, assert.args...)

@@ -113,6 +113,7 @@ type server struct {
 	authzGRPC   *grpc.Server
 	adminGRPC   *grpc.Server
 	httpSrv     *http.Server
+	debugSrv    *http.Server // nil unless --debug-addr
 	authzHealth *health.Server
 	adminHealth *health.Server
 	ready       atomic.Bool
@@ -120,7 +121,9 @@ type server struct {
 	// The listeners between openListeners and serve, and the bound
 	// addresses (useful with port 0).
 	authzLn, adminLn, httpLn       net.Listener
+	debugLn                        net.Listener // nil unless --debug-addr
 	authzAddr, adminAddr, httpAddr string
+	debugAddr                      string // "" unless --debug-addr
 
 	jobsStop       chan struct{}
 	jobsDone       sync.WaitGroup
@@ -291,6 +294,12 @@ func (s *server) openListeners() error {
 	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("--http-addr: %w", err)
 	}
+	if s.cfg.DebugAddr != "" {
+		if s.debugLn, err = net.Listen("tcp", s.cfg.DebugAddr); err != nil {
+			return fmt.Errorf("--debug-addr: %w", err)
+		}
+		s.debugAddr = s.debugLn.Addr().String()
+	}
 	s.authzAddr, s.adminAddr, s.httpAddr = s.authzLn.Addr().String(), s.adminLn.Addr().String(), s.httpLn.Addr().String()
 	return nil
 }
@@ -305,8 +314,8 @@ var (
 // serve builds the gRPC and HTTP servers and starts serving.
 func (s *server) serve() error {
 	// ext_authz: Check and health only. Never an admin service.
-	s.authzGRPC = grpc.NewServer(grpc.MaxRecvMsgSize(4 << 20))
-	authv3.RegisterAuthorizationServer(s.authzGRPC, s.authz)
+	s.authzGRPC = grpc.NewServer(append(authz.ServerOptions(), grpc.MaxRecvMsgSize(4<<20))...)
+	s.authz.Register(s.authzGRPC)
 	s.authzHealth = health.NewServer()
 	s.authzHealth.SetServingStatus(authzService, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(s.authzGRPC, s.authzHealth)
@@ -337,8 +346,9 @@ func (s *server) serve() error {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
-	authzLn, adminLn, httpLn := s.authzLn, s.adminLn, s.httpLn
-	s.authzLn, s.adminLn, s.httpLn = nil, nil, nil // owned by the servers now
+	authzLn, adminLn, httpLn, debugLn := s.authzLn, s.adminLn, s.httpLn, s.debugLn
+	s.authzLn, s.adminLn, s.httpLn, s.debugLn = nil, nil, nil, nil // owned by the servers now
+	s.serveDebug(debugLn)
 	go s.serveGRPC("authz", s.authzGRPC, authzLn)
 	go s.serveGRPC("admin", s.adminGRPC, adminLn)
 	go func() {
@@ -453,6 +463,9 @@ func (s *server) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
 	defer cancel()
 	_ = s.httpSrv.Shutdown(ctx)
+	if s.debugSrv != nil {
+		_ = s.debugSrv.Close() // a streaming profile is not worth waiting for
+	}
 	wg.Wait()
 
 	s.stopJobs()
@@ -465,7 +478,7 @@ func (s *server) stop() error {
 func (s *server) closeAll() error {
 	var err error
 	s.closed.Do(func() {
-		for _, ln := range []net.Listener{s.authzLn, s.adminLn, s.httpLn} {
+		for _, ln := range []net.Listener{s.authzLn, s.adminLn, s.httpLn, s.debugLn} {
 			if ln != nil {
 				ln.Close()
 			}

@@ -25,6 +25,7 @@ type serveConfig struct {
 	AuthzAddr string
 	AdminAddr string
 	HTTPAddr  string
+	DebugAddr string // "": off
 	Issuer    string
 
 	Unmatched      string // "deny" or "allow"
@@ -93,6 +94,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the bbolt store, master key and bootstrap admin key")
 	fs.StringVar(&c.AuthzAddr, "authz-addr", c.AuthzAddr, "ext_authz v3 gRPC listen address (Envoy's cluster points here)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "admin gRPC listen address")
+	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "loopback address for Go profiles at /debug/pprof/ (default off)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address: /.well-known/jwks.json, /cdn-cgi/access/certs, /healthz, /readyz, /metrics")
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, `"iss" of session JWTs (default "http://" + the bound --http-addr)`)
 	fs.StringVar(&c.Unmatched, "unmatched", c.Unmatched, "decision for a request that matches no application: deny or allow")
@@ -124,6 +126,9 @@ func (c *serveConfig) validate() error {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %q is not host:port", a.name, a.addr))
 		}
+	}
+	if err := checkDebugAddr(c.DebugAddr); err != nil {
+		errs = append(errs, err)
 	}
 	if c.AuthzAddr == c.AdminAddr && !strings.HasSuffix(c.AuthzAddr, ":0") {
 		errs = append(errs, errors.New("--authz-addr and --admin-addr must differ: the ext_authz port never serves admin operations"))

@@ -216,3 +216,31 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDebugListener: --debug-addr serves the Go profiles on their own
+// listener, and no other listener serves them.
+func TestDebugListener(t *testing.T) {
+	off := startInProcess(t, nil)
+	if code, _ := off.get(t, "/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("HTTP listener serves /debug/pprof/ without --debug-addr: %d", code)
+	}
+	if off.debugSrv != nil {
+		t.Error("a debug server runs without --debug-addr")
+	}
+
+	on := startInProcess(t, nil, func(c *serveConfig) { c.DebugAddr = "127.0.0.1:0" })
+	if code, _ := on.get(t, "/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("HTTP listener serves /debug/pprof/ with --debug-addr: %d", code)
+	}
+	code, body := httpGet(t, "http://"+on.debugAddr+"/debug/pprof/")
+	if code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Fatalf("debug listener: %d %.200q", code, body)
+	}
+	code, _ = httpGet(t, "http://"+on.debugAddr+"/debug/pprof/goroutine?debug=1")
+	if code != http.StatusOK {
+		t.Fatalf("goroutine profile: %d", code)
+	}
+	if err := on.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+}
