@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,17 +36,23 @@ type gatehouse struct {
 	*child
 	dir                  string
 	authz, admin, httpAd string
+	debug                string // --debug-addr, with --profile
 }
 
 func (r *runner) startGatehouse(ctx context.Context, dir, cpus, logName string) (*gatehouse, time.Duration, error) {
-	addrs, err := freeAddrs(3)
+	addrs, err := freeAddrs(4)
 	if err != nil {
 		return nil, 0, err
 	}
 	g := &gatehouse{dir: dir, authz: addrs[0], admin: addrs[1], httpAd: addrs[2]}
-	cmd := r.pin.command(ctx, cpus, filepath.Join(r.bin, "gatehouse"), "serve",
+	args := []string{"serve",
 		"--data-dir", dir, "--authz-addr", g.authz, "--admin-addr", g.admin, "--http-addr", g.httpAd,
-		"--log-allowed=false")
+		"--log-allowed=false"}
+	if r.cfg.profile {
+		g.debug = addrs[3]
+		args = append(args, "--debug-addr", g.debug)
+	}
+	cmd := r.pin.command(ctx, cpus, filepath.Join(r.bin, "gatehouse"), args...)
 	t0 := time.Now()
 	if g.child, err = start("gatehouse", cmd, filepath.Join(r.work, logName)); err != nil {
 		return nil, 0, err
@@ -125,7 +133,16 @@ func (r *runner) dataset(ctx context.Context, ds dataset) (*DatasetResult, error
 					addr  string
 					pid   int
 				}{{"floor", r.fAddr, r.floor.pid()}, {"gatehouse", g.authz, g.pid()}} {
+					var prof <-chan error
+					if side.label == "gatehouse" && g.debug != "" {
+						prof = r.profile(ctx, g, fmt.Sprintf("%s-%s-c%d-r%d", ds.name, k, conc, round+1))
+					}
 					l, err := r.loadgen(ctx, side.label, side.addr, side.pid, k, credFile, conc)
+					if prof != nil {
+						if perr := <-prof; perr != nil {
+							r.log("profile: %v", perr)
+						}
+					}
 					if err != nil {
 						return res, fmt.Errorf("%s %s C=%d round %d: %w", side.label, k, conc, round+1, err)
 					}
@@ -176,6 +193,51 @@ func (r *runner) dataset(ctx context.Context, ds dataset) (*DatasetResult, error
 		return res, err
 	}
 	return res, nil
+}
+
+// profile fetches a CPU profile of g covering the measured window of the
+// loadgen run about to start (after its warmup) into
+// <work>/profiles/NAME.pprof. The channel yields once the profile is
+// written.
+func (r *runner) profile(ctx context.Context, g *gatehouse, name string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		done <- func() error {
+			select {
+			case <-time.After(r.cfg.warmup):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			secs := max(1, int(r.cfg.duration.Seconds())-1)
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", g.debug, secs)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s: %s", url, resp.Status)
+			}
+			dir := filepath.Join(r.work, "profiles")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			f, err := os.Create(filepath.Join(dir, name+".pprof"))
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		}()
+	}()
+	return done
 }
 
 // loadgen runs one load-generator process pinned to the load CPU.

@@ -42,6 +42,7 @@ type config struct {
 	out           string
 	workDir       string
 	keep          bool
+	profile       bool
 	datasets      []dataset
 	apps          int
 	sample        int
@@ -90,6 +91,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.out, "out", filepath.Join(os.TempDir(), "gatehouse-bench-load.json"), "write the results as JSON here")
 	fs.StringVar(&c.workDir, "work-dir", "", "directory for binaries, data dirs and logs (default: a new temporary directory)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data dirs, logs, per-run JSON)")
+	fs.BoolVar(&c.profile, "profile", false, "save a CPU profile of gatehouse over each measured window in <work-dir>/profiles (implies --keep)")
 	fs.StringVar(&sizes, "tokens", "1000,1000000", "comma-separated token counts of the data sets")
 	fs.IntVar(&c.apps, "apps", 1000, "applications per data set (plus one bypass application)")
 	fs.IntVar(&c.sample, "sample", 10000, "tokens whose credentials the load generator uses")
@@ -212,7 +214,7 @@ func run(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	if !cfg.keep && cfg.workDir == "" {
+	if !cfg.keep && !cfg.profile && cfg.workDir == "" {
 		defer os.RemoveAll(r.work)
 	}
 	r.bin = filepath.Join(r.work, "bin")
