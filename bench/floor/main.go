@@ -12,8 +12,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -26,6 +29,9 @@ import (
 )
 
 // ok is shared by every response; gRPC only reads it while marshalling.
+// --pad-bytes lengthens its header value, for the "sized floor" of the load
+// benchmark: the same do-nothing server answering with as many bytes as
+// gatehouse does.
 var ok = &authv3.CheckResponse{
 	Status: &statuspb.Status{Code: int32(codes.OK)},
 	HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
@@ -46,7 +52,24 @@ func (server) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRespons
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9101", "listen address")
+	debug := flag.String("debug-addr", "", "serve net/http/pprof here, for profiling next to gatehouse (default off)")
+	pad := flag.Int("pad-bytes", 0, "make the OK response this many bytes longer (a header value of that length)")
 	flag.Parse()
+	if *pad < 0 || *pad > 1<<20 {
+		fmt.Fprintln(os.Stderr, "floor: --pad-bytes: want 0..1048576")
+		os.Exit(2)
+	}
+	if *pad > 0 {
+		ok.GetOkResponse().Headers[0].Header.Value = strings.Repeat("x", *pad)
+	}
+	if *debug != "" {
+		dl, err := net.Listen("tcp", *debug)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
+			os.Exit(1)
+		}
+		go http.Serve(dl, nil) // net/http/pprof registers on the default mux
+	}
 	if err := serve(*addr); err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)

@@ -17,6 +17,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse-dev/gatehouse/bench/internal/checkreq"
 	"github.com/gatehouse-dev/gatehouse/bench/internal/proc"
@@ -119,6 +120,14 @@ func (r *runner) dataset(ctx context.Context, ds dataset) (*DatasetResult, error
 	res.FirstChecksPerS = rate
 	r.log("%s: %d JWTs captured at %.0f first checks/s", ds.name, n, rate)
 
+	sized, err := r.startSizedFloors(ctx, ds.name, g, map[checkreq.Case]string{checkreq.Token: creds, checkreq.JWT: jwtCreds})
+	for _, f := range sized {
+		defer f.stop(5 * time.Second)
+	}
+	if err != nil {
+		return res, err
+	}
+
 	for _, conc := range cfg.conc {
 		for _, k := range cfg.cases {
 			cr := &CaseResult{Dataset: ds.name, Tokens: ds.tokens, Concurrency: conc, Case: string(k)}
@@ -127,15 +136,20 @@ func (r *runner) dataset(ctx context.Context, ds dataset) (*DatasetResult, error
 			if k == checkreq.JWT {
 				credFile = jwtCreds
 			}
+			type side struct {
+				label, addr, debug string
+				pid                int
+			}
+			sides := []side{{"floor", r.fAddr, r.fDebug, r.floor.pid()}, {"gatehouse", g.authz, g.debug, g.pid()}}
+			if f := sized[k]; f != nil {
+				cr.SizedBytes = f.bytes
+				sides = append(sides, side{"sized-floor", f.addr, f.debug, f.pid()})
+			}
 			for round := range cfg.rounds {
-				for _, side := range []struct {
-					label string
-					addr  string
-					pid   int
-				}{{"floor", r.fAddr, r.floor.pid()}, {"gatehouse", g.authz, g.pid()}} {
+				for _, side := range sides {
 					var prof <-chan error
-					if side.label == "gatehouse" && g.debug != "" {
-						prof = r.profile(ctx, g, fmt.Sprintf("%s-%s-c%d-r%d", ds.name, k, conc, round+1))
+					if side.debug != "" {
+						prof = r.profile(ctx, side.debug, fmt.Sprintf("%s-%s-%s-c%d-r%d", side.label, ds.name, k, conc, round+1))
 					}
 					l, err := r.loadgen(ctx, side.label, side.addr, side.pid, k, credFile, conc)
 					if prof != nil {
@@ -146,9 +160,12 @@ func (r *runner) dataset(ctx context.Context, ds dataset) (*DatasetResult, error
 					if err != nil {
 						return res, fmt.Errorf("%s %s C=%d round %d: %w", side.label, k, conc, round+1, err)
 					}
-					if side.label == "floor" {
+					switch side.label {
+					case "floor":
 						cr.Floor = append(cr.Floor, l)
-					} else {
+					case "sized-floor":
+						cr.SizedFloor = append(cr.SizedFloor, l)
+					default:
 						cr.Gatehouse = append(cr.Gatehouse, l)
 					}
 					g.trimLog(maxLog)
@@ -195,11 +212,97 @@ func (r *runner) dataset(ctx context.Context, ds dataset) (*DatasetResult, error
 	return res, nil
 }
 
-// profile fetches a CPU profile of g covering the measured window of the
+// grpcMinBatch is grpc-go's minBatchSize (internal/transport/controlbuf.go):
+// its writer lets more responses join a write only while fewer bytes than
+// this are buffered.
+const grpcMinBatch = 1000
+
+// floorBaseBytes is the floor's OK response without padding, and
+// floorPadSlack what a padded header adds beyond the padding (the longer
+// length varints).
+const floorBaseBytes, floorPadSlack = 23, 4
+
+// sizedFloor is a floor padded to gatehouse's response size for one case.
+type sizedFloor struct {
+	*child
+	addr, debug string
+	bytes       int
+}
+
+// startSizedFloors measures gatehouse's allow response for each case in
+// creds (case → credentials file) and, for each one over grpcMinBatch,
+// starts a floor whose OK response has that size.
+func (r *runner) startSizedFloors(ctx context.Context, name string, g *gatehouse, creds map[checkreq.Case]string) (map[checkreq.Case]*sizedFloor, error) {
+	out := map[checkreq.Case]*sizedFloor{}
+	for _, k := range r.cfg.cases {
+		file, ok := creds[k]
+		if !ok {
+			continue
+		}
+		n, err := responseBytes(ctx, g.authz, k, file)
+		if err != nil {
+			return out, fmt.Errorf("%s response size: %w", k, err)
+		}
+		if n < grpcMinBatch {
+			continue
+		}
+		addrs, err := freeAddrs(2)
+		if err != nil {
+			return out, err
+		}
+		f := &sizedFloor{addr: addrs[0], bytes: n}
+		args := []string{"--addr", f.addr, "--pad-bytes", strconv.Itoa(max(0, n-floorBaseBytes-floorPadSlack))}
+		if r.cfg.profile {
+			f.debug = addrs[1]
+			args = append(args, "--debug-addr", f.debug)
+		}
+		if f.child, err = start("sized floor", r.pin.command(ctx, r.pin.server, filepath.Join(r.bin, "floor"), args...),
+			filepath.Join(r.work, fmt.Sprintf("floor-sized-%s.log", k))); err != nil {
+			return out, err
+		}
+		out[k] = f
+		if err := waitGRPCHealth(ctx, f.child, f.addr, 30*time.Second); err != nil {
+			return out, err
+		}
+		r.log("%s: gatehouse's %s allow is %d bytes (over grpc-go's %d-byte batching threshold): sized floor on %s", name, k, n, grpcMinBatch, f.addr)
+	}
+	return out, nil
+}
+
+// responseBytes is the encoded size of gatehouse's answer to the first
+// request of case k.
+func responseBytes(ctx context.Context, addr string, k checkreq.Case, credFile string) (int, error) {
+	creds, err := checkreq.ReadCreds(credFile)
+	if err != nil {
+		return 0, err
+	}
+	reqs, err := checkreq.Build(k, creds, checkreq.Target{Host: targetHost, Path: targetPath}, 1)
+	if err != nil {
+		return 0, err
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return 0, err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := authv3.NewAuthorizationClient(cc).Check(ctx, reqs[0])
+	if err != nil {
+		return 0, err
+	}
+	if resp.GetStatus().GetCode() != 0 {
+		return 0, fmt.Errorf("denied: %s", resp.GetDeniedResponse().GetBody())
+	}
+	return proto.Size(resp), nil
+}
+
+// profile fetches a CPU profile of the server whose pprof listener is at
+// debug, covering the measured window of the
 // loadgen run about to start (after its warmup) into
 // <work>/profiles/NAME.pprof. The channel yields once the profile is
 // written.
-func (r *runner) profile(ctx context.Context, g *gatehouse, name string) <-chan error {
+func (r *runner) profile(ctx context.Context, debug, name string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		done <- func() error {
@@ -209,7 +312,7 @@ func (r *runner) profile(ctx context.Context, g *gatehouse, name string) <-chan 
 				return ctx.Err()
 			}
 			secs := max(1, int(r.cfg.duration.Seconds())-1)
-			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", g.debug, secs)
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debug, secs)
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
 				return err

@@ -91,7 +91,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.out, "out", filepath.Join(os.TempDir(), "gatehouse-bench-load.json"), "write the results as JSON here")
 	fs.StringVar(&c.workDir, "work-dir", "", "directory for binaries, data dirs and logs (default: a new temporary directory)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data dirs, logs, per-run JSON)")
-	fs.BoolVar(&c.profile, "profile", false, "save a CPU profile of gatehouse over each measured window in <work-dir>/profiles (implies --keep)")
+	fs.BoolVar(&c.profile, "profile", false, "save a CPU profile of gatehouse and of floor over each measured window in <work-dir>/profiles (implies --keep)")
 	fs.StringVar(&sizes, "tokens", "1000,1000000", "comma-separated token counts of the data sets")
 	fs.IntVar(&c.apps, "apps", 1000, "applications per data set (plus one bypass application)")
 	fs.IntVar(&c.sample, "sample", 10000, "tokens whose credentials the load generator uses")
@@ -185,15 +185,16 @@ func countName(n int) string {
 
 // runner holds what every step needs.
 type runner struct {
-	cfg   *config
-	root  string // repository root
-	work  string
-	bin   string
-	pin   pinning
-	floor *child
-	fAddr string
-	seq   int // per-run file counter
-	log   func(format string, args ...any)
+	cfg    *config
+	root   string // repository root
+	work   string
+	bin    string
+	pin    pinning
+	floor  *child
+	fAddr  string
+	fDebug string // floor's pprof address, with --profile
+	seq    int    // per-run file counter
+	log    func(format string, args ...any)
 }
 
 func run(ctx context.Context, cfg *config) error {
@@ -239,7 +240,16 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	r.fAddr = addrs[0]
-	r.floor, err = start("floor", r.pin.command(ctx, r.pin.server, filepath.Join(r.bin, "floor"), "--addr", r.fAddr), filepath.Join(r.work, "floor.log"))
+	floorArgs := []string{"--addr", r.fAddr}
+	if cfg.profile {
+		d, err := freeAddrs(1)
+		if err != nil {
+			return err
+		}
+		r.fDebug = d[0]
+		floorArgs = append(floorArgs, "--debug-addr", r.fDebug)
+	}
+	r.floor, err = start("floor", r.pin.command(ctx, r.pin.server, filepath.Join(r.bin, "floor"), floorArgs...), filepath.Join(r.work, "floor.log"))
 	if err != nil {
 		return err
 	}

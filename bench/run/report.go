@@ -40,6 +40,11 @@ type CaseResult struct {
 	Case        string         `json:"case"`
 	Floor       []*result.Load `json:"floor"`
 	Gatehouse   []*result.Load `json:"gatehouse"`
+	// SizedFloor is the floor answering with a response as long as
+	// gatehouse's for this case (SizedBytes): cases whose response is over
+	// grpc-go's write-batching threshold only.
+	SizedFloor []*result.Load `json:"sized_floor,omitempty"`
+	SizedBytes int            `json:"sized_response_bytes,omitempty"`
 
 	FloorThroughput     float64 `json:"floor_checks_per_s"` // medians over rounds
 	GatehouseThroughput float64 `json:"gatehouse_checks_per_s"`
@@ -55,6 +60,11 @@ type CaseResult struct {
 	FloorCPUUs          float64 `json:"floor_cpu_per_check_us"`
 	GatehouseCPUUs      float64 `json:"gatehouse_cpu_per_check_us"`
 	CPURatio            float64 `json:"cpu_per_check_ratio"`
+	// Gatehouse ÷ sized floor, like the ratios above.
+	SizedFloorThroughput float64 `json:"sized_floor_checks_per_s,omitempty"`
+	SizedThroughputRatio float64 `json:"sized_throughput_ratio,omitempty"`
+	SizedP99Ratio        float64 `json:"sized_p99_ratio,omitempty"`
+	SizedFloorCPUUs      float64 `json:"sized_floor_cpu_per_check_us,omitempty"`
 	// Errors are RPC errors against either server; Unexpected are
 	// gatehouse decisions other than the case's expectation (the floor
 	// allows everything, so its decisions are not counted).
@@ -113,7 +123,16 @@ func (c *CaseResult) summarise() {
 	c.P99Ratio = median(pairRatio(c.Floor, c.Gatehouse, p99))
 	c.FloorCPUUs, c.GatehouseCPUUs = median(field(c.Floor, cpu)), median(field(c.Gatehouse, cpu))
 	c.CPURatio = median(pairRatio(c.Floor, c.Gatehouse, cpu))
+	if len(c.SizedFloor) > 0 {
+		c.SizedFloorThroughput = median(field(c.SizedFloor, thr))
+		c.SizedThroughputRatio = median(pairRatio(c.SizedFloor, c.Gatehouse, thr))
+		c.SizedP99Ratio = median(pairRatio(c.SizedFloor, c.Gatehouse, p99))
+		c.SizedFloorCPUUs = median(field(c.SizedFloor, cpu))
+	}
 	c.Errors, c.Unexpected = 0, 0
+	for _, l := range c.SizedFloor {
+		c.Errors += l.Errors
+	}
 	for _, l := range c.Floor {
 		c.Errors += l.Errors
 	}
@@ -291,7 +310,7 @@ func (r *report) markdown() string {
 	p("- Date: %s; wall time %.0f s%s\n", c.Date, c.WallS, map[bool]string{true: " (short version)", false: ""}[c.Short])
 	p("- CPU: %s, %d CPUs; Linux %s; %s\n", c.CPUModel, c.NumCPU, c.Kernel, c.GoVersion)
 	p("- Placement: %s\n", c.Pinning)
-	p("- Runs: %d round(s) of floor then gatehouse per row, %.0f s warmup + %.0f s measured each, %d gRPC connections\n", c.Rounds, c.WarmupS, c.DurationS, c.Conns)
+	p("- Runs: %d round(s) of floor, gatehouse (and the sized floor, where there is one) per row, %.0f s warmup + %.0f s measured each, %d gRPC connections\n", c.Rounds, c.WarmupS, c.DurationS, c.Conns)
 	p("- Load average at start / end: %s / %s\n\n", c.LoadAvgStart, c.LoadAvgEnd)
 
 	p("### Checks: gatehouse vs floor\n\n")
@@ -305,6 +324,27 @@ func (r *report) markdown() string {
 				cr.ThroughputRatio, cr.ThroughputRatioMin, cr.ThroughputRatioMax,
 				cr.FloorP50Us, cr.GatehouseP50Us, cr.P50Ratio, cr.FloorP99Us, cr.GatehouseP99Us, cr.P99Ratio,
 				cr.FloorCPUUs, cr.GatehouseCPUUs, cr.Errors, cr.Unexpected)
+		}
+	}
+
+	sized := false
+	for _, d := range r.Datasets {
+		for _, cr := range d.Cases {
+			sized = sized || len(cr.SizedFloor) > 0
+		}
+	}
+	if sized {
+		p("\n### Against a floor that answers with gatehouse's response size\n\n")
+		p("grpc-go's writer batches several responses into one write(2) only while fewer than 1,000 bytes are buffered (minBatchSize in internal/transport/controlbuf.go). The floor's 23-byte OK is always batched; an allow carrying the session JWT (upstream header and Set-Cookie) is over the threshold and gets a write of its own. The sized floor is the floor with its one header padded (--pad-bytes) to gatehouse's response size, so this ratio is gatehouse's own cost.\n\n")
+		p("| tokens | C | case | response bytes | sized floor checks/s | gatehouse checks/s | throughput ratio | p99 ratio | CPU/check µs sized floor → gatehouse |\n|---|---|---|---|---|---|---|---|---|\n")
+		for _, d := range r.Datasets {
+			for _, cr := range d.Cases {
+				if len(cr.SizedFloor) == 0 {
+					continue
+				}
+				p("| %s | %d | %s | %d | %.0f | %.0f | %.2f | %.2f | %.1f → %.1f |\n", d.Name, cr.Concurrency, cr.Case, cr.SizedBytes,
+					cr.SizedFloorThroughput, cr.GatehouseThroughput, cr.SizedThroughputRatio, cr.SizedP99Ratio, cr.SizedFloorCPUUs, cr.GatehouseCPUUs)
+			}
 		}
 	}
 
