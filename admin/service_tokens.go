@@ -156,10 +156,8 @@ func (s *Server) GetServiceToken(ctx context.Context, req *adminv1.GetServiceTok
 // tokenApps lists the applications whose policies name token id, by name.
 func tokenApps(tx *store.Tx, id string) ([]*adminv1.ApplicationRef, error) {
 	appIDs := map[string]bool{}
-	err := tx.ForEachPolicy("", func(p *policy.Policy) error {
-		if policy.PolicyNamesToken(p, id) {
-			appIDs[p.ApplicationID] = true
-		}
+	err := tx.ForEachPolicyNaming(id, func(p *policy.Policy) error {
+		appIDs[p.ApplicationID] = true
 		return nil
 	})
 	if err != nil {
@@ -322,10 +320,8 @@ func (s *Server) DeleteServiceToken(ctx context.Context, req *adminv1.DeleteServ
 		}
 		resp.Id = t.ID
 		var users []*policy.Policy
-		err = tx.ForEachPolicy("", func(p *policy.Policy) error {
-			if policy.PolicyNamesToken(p, t.ID) {
-				users = append(users, p)
-			}
+		err = tx.ForEachPolicyNaming(t.ID, func(p *policy.Policy) error {
+			users = append(users, p)
 			return nil
 		})
 		if err != nil {

@@ -1,5 +1,7 @@
 package policy
 
+import "slices"
+
 // PolicyNamesToken reports whether any rule of p (include, require or
 // exclude) names the service token with that id.
 func PolicyNamesToken(p *Policy, tokenID string) bool {
@@ -68,4 +70,21 @@ func dropToken(rs []Rule, tokenID string) ([]Rule, bool) {
 		}
 	}
 	return out, true
+}
+
+// TokenIDs lists, once each and in first-use order, the service tokens that
+// p's rules (include, require or exclude) name by id.
+func TokenIDs(p *Policy) []string {
+	if p == nil {
+		return nil
+	}
+	var ids []string
+	for _, list := range [...][]Rule{p.Include, p.Require, p.Exclude} {
+		for _, r := range list {
+			if r.ServiceToken != nil && r.ServiceToken.TokenID != "" && !slices.Contains(ids, r.ServiceToken.TokenID) {
+				ids = append(ids, r.ServiceToken.TokenID)
+			}
+		}
+	}
+	return ids
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -186,9 +187,16 @@ func TestVerify(t *testing.T) {
 			return btx.Bucket(bucketAdminKeyDigests).Put([]byte("0123456789abcdef0123456789abcdef"), []byte("x"))
 		}, ErrCorrupt, "<digest>"},
 		{"missing bucket", func(btx *bolt.Tx) error { return btx.DeleteBucket(bucketAudit) }, ErrCorrupt, "bucket audit is missing"},
+		{"policy missing from the token index", func(btx *bolt.Tx) error {
+			return btx.Bucket(bucketTokenPolicies).Delete(refKey(newToken(1).ID, newPolicy(1, "", "").ID))
+		}, ErrCorrupt, "token_policies has no entry for policies " + `"` + newPolicy(1, "", "").ID},
+		{"dangling application index entry", func(btx *bolt.Tx) error {
+			return btx.Bucket(bucketAppPolicies).Put(refKey(newApp(1).ID, "no-such-policy"), []byte("no-such-policy"))
+		}, ErrCorrupt, "app_policies entry"},
+		{"missing policy index bucket", func(btx *bolt.Tx) error { return btx.DeleteBucket(bucketTokenPolicies) }, ErrCorrupt, "bucket token_policies is missing"},
 		{"newer schema", func(btx *bolt.Tx) error {
-			return btx.Bucket(bucketMeta).Put(keySchemaVersion, u64(2))
-		}, ErrNewerSchema, "version 2"},
+			return btx.Bucket(bucketMeta).Put(keySchemaVersion, u64(SchemaVersion+1))
+		}, ErrNewerSchema, fmt.Sprintf("version %d", SchemaVersion+1)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

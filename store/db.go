@@ -23,7 +23,7 @@ import (
 // SchemaVersion is the record layout this package reads and writes. A file
 // with a higher version is refused (ErrNewerSchema); a lower one would be
 // migrated by Open once there is a version 2.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // FileName is the data file's name inside the data directory.
 const FileName = "gatehouse.db"
@@ -57,12 +57,21 @@ var (
 	bucketAdminKeys       = []byte("admin_keys")
 	bucketAdminKeyDigests = []byte("admin_key_digests")
 	bucketAudit           = []byte("audit")
+	// Schema 2: policy ids by application ("<app id>/<policy id>") and by
+	// the service tokens their rules name ("<token id>/<policy id>"), so
+	// that listing an application's policies, or finding the policies a
+	// token deletion touches, reads only those policies.
+	bucketAppPolicies   = []byte("app_policies")
+	bucketTokenPolicies = []byte("token_policies")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketTokens, bucketTokenClientIDs, bucketTokenNames,
 		bucketApps, bucketAppNames, bucketAppAUDs, bucketPolicies,
 		bucketSigningKeys, bucketAdminKeys, bucketAdminKeyDigests, bucketAudit,
+		bucketAppPolicies, bucketTokenPolicies,
 	}
+	// sinceSchema2 are the buckets a schema-1 file lacks (Open builds them).
+	sinceSchema2 = [][]byte{bucketAppPolicies, bucketTokenPolicies}
 
 	keySchemaVersion = []byte("schema_version")
 	keyRev           = []byte("rev")
@@ -130,8 +139,11 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	var rev uint64
 	err = bdb.Update(func(btx *bolt.Tx) error {
-		var err error
-		rev, err = initMeta(btx, path)
+		var (
+			version uint64
+			err     error
+		)
+		rev, version, err = initMeta(btx, path)
 		if err != nil {
 			return err
 		}
@@ -140,7 +152,7 @@ func Open(path string, opts Options) (*DB, error) {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		return migrate(btx, version)
 	})
 	if err != nil {
 		_ = bdb.Close()
@@ -184,9 +196,33 @@ func openError(path string, err error) error {
 	return fmt.Errorf("open data file %s: %w", path, err)
 }
 
+// migrate brings a file of schema version from up to SchemaVersion, in the
+// transaction that opens it: either the whole migration commits or none of
+// it. Every bucket exists by now.
+func migrate(btx *bolt.Tx, from uint64) error {
+	if from >= SchemaVersion {
+		return nil
+	}
+	if from < 2 {
+		// Index every policy by application and by the tokens it names.
+		tx := &Tx{btx: btx}
+		c := btx.Bucket(bucketPolicies).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			p, err := decode[policy.Policy](v, "policy", string(k))
+			if err != nil {
+				return fmt.Errorf("migrate to schema 2: %w", err)
+			}
+			if err := tx.indexPolicy(p); err != nil {
+				return fmt.Errorf("migrate to schema 2: %w", err)
+			}
+		}
+	}
+	return btx.Bucket(bucketMeta).Put(keySchemaVersion, u64(SchemaVersion))
+}
+
 // initMeta checks (or, on a new file, writes) the schema version and
-// returns the current revision.
-func initMeta(btx *bolt.Tx, path string) (uint64, error) {
+// returns the current revision and the version the file is at.
+func initMeta(btx *bolt.Tx, path string) (rev, version uint64, err error) {
 	meta := btx.Bucket(bucketMeta)
 	if meta == nil {
 		var others []string
@@ -195,34 +231,34 @@ func initMeta(btx *bolt.Tx, path string) (uint64, error) {
 			return nil
 		})
 		if len(others) > 0 {
-			return 0, fmt.Errorf("%w: %s is a bbolt file without gatehouse metadata (buckets: %s)",
+			return 0, 0, fmt.Errorf("%w: %s is a bbolt file without gatehouse metadata (buckets: %s)",
 				ErrNotStore, path, strings.Join(others, ", "))
 		}
 		meta, err := btx.CreateBucket(bucketMeta)
 		if err != nil {
-			return 0, fmt.Errorf("create bucket meta: %w", err)
+			return 0, 0, fmt.Errorf("create bucket meta: %w", err)
 		}
 		if err := meta.Put(keySchemaVersion, u64(SchemaVersion)); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		return 0, meta.Put(keyRev, u64(0))
+		return 0, SchemaVersion, meta.Put(keyRev, u64(0))
 	}
 	v, ok := readU64(meta.Get(keySchemaVersion))
 	if !ok || v == 0 {
-		return 0, fmt.Errorf("%w: %s: meta schema_version is missing or malformed", ErrCorrupt, path)
+		return 0, 0, fmt.Errorf("%w: %s: meta schema_version is missing or malformed", ErrCorrupt, path)
 	}
 	if v > SchemaVersion {
-		return 0, &detailError{
+		return 0, 0, &detailError{
 			msg: fmt.Sprintf("store schema version %d is newer than this gatehouse supports (%d): upgrade gatehouse",
 				v, SchemaVersion),
 			sentinel: ErrNewerSchema,
 		}
 	}
-	rev, ok := readU64(meta.Get(keyRev))
+	rev, ok = readU64(meta.Get(keyRev))
 	if !ok {
-		return 0, fmt.Errorf("%w: %s: meta rev is missing or malformed", ErrCorrupt, path)
+		return 0, 0, fmt.Errorf("%w: %s: meta rev is missing or malformed", ErrCorrupt, path)
 	}
-	return rev, nil
+	return rev, v, nil
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

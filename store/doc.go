@@ -13,6 +13,8 @@
 //	app_names          application name → application id
 //	app_auds           application aud → application id
 //	policies           policy id → JSON policy.Policy
+//	app_policies       "<application id>/<policy id>" → policy id (schema 2)
+//	token_policies     "<token id>/<policy id>" → policy id, for each token a policy's rules name (schema 2)
 //	signing_keys       kid → JSON tokens.SealedKey (private key sealed with the master key)
 //	admin_keys         admin key id → JSON AdminKey
 //	admin_key_digests  secret digest (32 bytes) → admin key id
@@ -31,8 +33,12 @@
 //
 // SchemaVersion is written on the first Open. A file with a higher version
 // is refused with ErrNewerSchema and left untouched (an old binary must not
-// rewrite records it does not understand); a future version 2 would migrate
-// lower versions inside Open. A bbolt file without a meta bucket is refused
+// rewrite records it does not understand); a lower version is migrated
+// inside Open's transaction (all or nothing). Schema 2 added app_policies
+// and token_policies, so that an application's policies and the policies
+// naming a token are read without decoding every policy (a token deletion
+// with 1,000 applications went from ~20 ms of JSON decoding to a prefix
+// scan); Verify accepts a schema-1 file without them. A bbolt file without a meta bucket is refused
 // with ErrNotStore rather than adopted.
 //
 // Open holds bbolt's exclusive file lock until Close; a second process

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,7 +132,7 @@ func TestOpenErrors(t *testing.T) {
 			return p
 		},
 		want:    ErrNewerSchema,
-		wantMsg: "store schema version 7 is newer than this gatehouse supports (1): upgrade gatehouse",
+		wantMsg: fmt.Sprintf("store schema version 7 is newer than this gatehouse supports (%d): upgrade gatehouse", SchemaVersion),
 	}, {
 		name: "bbolt file of another program",
 		setup: func(t *testing.T, dir string) string {
@@ -193,7 +194,7 @@ func TestOpenNewerSchemaLeavesFileAlone(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := meta.Put(keySchemaVersion, u64(2)); err != nil {
+		if err := meta.Put(keySchemaVersion, u64(SchemaVersion+1)); err != nil {
 			return err
 		}
 		return meta.Put(keyRev, u64(3))

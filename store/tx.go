@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -310,14 +311,94 @@ func (tx *Tx) Policy(id string) (*policy.Policy, error) {
 }
 
 // ForEachPolicy calls fn with every policy of application appID ("" = of
-// all applications), in policy id order.
+// all applications), in policy id order. For one application it reads only
+// that application's policies (the app_policies index).
 func (tx *Tx) ForEachPolicy(appID string, fn func(*policy.Policy) error) error {
-	return forEach(tx, bucketPolicies, "policy", func(p *policy.Policy) error {
-		if appID != "" && p.ApplicationID != appID {
-			return nil
+	if appID == "" {
+		return forEach(tx, bucketPolicies, "policy", fn)
+	}
+	return tx.forEachIndexed(bucketAppPolicies, appID, fn)
+}
+
+// ForEachPolicyNaming calls fn with every policy whose rules name the
+// service token tokenID, in policy id order, reading only those policies
+// (the token_policies index).
+func (tx *Tx) ForEachPolicyNaming(tokenID string, fn func(*policy.Policy) error) error {
+	return tx.forEachIndexed(bucketTokenPolicies, tokenID, fn)
+}
+
+// forEachIndexed calls fn with the policy of every "<owner>/<policy id>"
+// entry of index. Entries are collected first, so fn may change policies.
+func (tx *Tx) forEachIndexed(index []byte, owner string, fn func(*policy.Policy) error) error {
+	if owner == "" {
+		return nil
+	}
+	prefix := refKey(owner, "")
+	var ids []string
+	c := tx.bucket(index).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		ids = append(ids, string(v))
+	}
+	for _, id := range ids {
+		p, err := tx.Policy(id)
+		if err != nil {
+			return fmt.Errorf("%s entry %s/%s: %w", index, owner, id, err)
 		}
-		return fn(p)
-	})
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refKey is an index key "<owner>/<id>". Ids are UUIDs: no "/".
+func refKey(owner, id string) []byte {
+	k := make([]byte, 0, len(owner)+1+len(id))
+	k = append(k, owner...)
+	k = append(k, '/')
+	return append(k, id...)
+}
+
+// policyIndexKeys are p's entries in app_policies and token_policies.
+func policyIndexKeys(p *policy.Policy) (app []byte, toks [][]byte) {
+	for _, t := range policy.TokenIDs(p) {
+		toks = append(toks, refKey(t, p.ID))
+	}
+	return refKey(p.ApplicationID, p.ID), toks
+}
+
+// indexPolicy adds p's index entries.
+func (tx *Tx) indexPolicy(p *policy.Policy) error {
+	app, toks := policyIndexKeys(p)
+	if err := tx.bucket(bucketAppPolicies).Put(app, []byte(p.ID)); err != nil {
+		return err
+	}
+	tb := tx.bucket(bucketTokenPolicies)
+	for _, k := range toks {
+		if err := tb.Put(k, []byte(p.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unindexPolicy removes the index entries of the stored policy raw.
+func (tx *Tx) unindexPolicy(id string, raw []byte) error {
+	old, err := decode[policy.Policy](raw, "policy", id)
+	if err != nil {
+		return err
+	}
+	app, toks := policyIndexKeys(old)
+	if err := tx.bucket(bucketAppPolicies).Delete(app); err != nil {
+		return err
+	}
+	tb := tx.bucket(bucketTokenPolicies)
+	for _, k := range toks {
+		if err := tb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PutPolicy creates or replaces the policy with p.ID. Its application must
@@ -342,7 +423,16 @@ func (tx *Tx) PutPolicy(p *policy.Policy) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.bucket(bucketPolicies).Put([]byte(p.ID), data); err != nil {
+	b := tx.bucket(bucketPolicies)
+	if raw := b.Get([]byte(p.ID)); raw != nil {
+		if err := tx.unindexPolicy(p.ID, raw); err != nil {
+			return err
+		}
+	}
+	if err := b.Put([]byte(p.ID), data); err != nil {
+		return err
+	}
+	if err := tx.indexPolicy(rec); err != nil {
 		return err
 	}
 	tx.rec.policies.put(p.ID, rec)
@@ -352,8 +442,12 @@ func (tx *Tx) PutPolicy(p *policy.Policy) error {
 // DeletePolicy deletes the policy.
 func (tx *Tx) DeletePolicy(id string) error {
 	b := tx.bucket(bucketPolicies)
-	if b.Get([]byte(id)) == nil {
+	raw := b.Get([]byte(id))
+	if raw == nil {
 		return fmt.Errorf("policy %q: %w", id, ErrNotFound)
+	}
+	if err := tx.unindexPolicy(id, raw); err != nil {
+		return err
 	}
 	if err := b.Delete([]byte(id)); err != nil {
 		return err

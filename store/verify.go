@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -54,10 +56,14 @@ func verify(path string, lockTimeout time.Duration) error {
 		if btx.Bucket(bucketMeta) == nil {
 			return fmt.Errorf("%w: %s has no meta bucket", ErrNotStore, path)
 		}
-		if _, err := initMeta(btx, path); err != nil {
+		_, version, err := initMeta(btx, path)
+		if err != nil {
 			return err
 		}
 		for _, name := range allBuckets {
+			if version < 2 && slices.ContainsFunc(sinceSchema2, func(b []byte) bool { return bytes.Equal(b, name) }) {
+				continue // built when a server opens the file
+			}
 			if btx.Bucket(name) == nil {
 				add(fmt.Errorf("bucket %s is missing", name))
 			}
@@ -65,7 +71,7 @@ func verify(path string, lockTimeout time.Duration) error {
 		if len(problems) > 0 {
 			return nil
 		}
-		checkRecords(&Tx{btx: btx}, add)
+		checkRecords(&Tx{btx: btx}, version, add)
 		return nil
 	})
 	if err != nil {
@@ -79,14 +85,15 @@ func verify(path string, lockTimeout time.Duration) error {
 
 // checkRecords reports every record that does not decode or is not under
 // its own id, and every index entry that disagrees with the records.
-func checkRecords(tx *Tx, add func(error)) {
+func checkRecords(tx *Tx, version uint64, add func(error)) {
 	// Each record kind: decode every record, check its key, and collect the
 	// index entries it implies; then compare with the index buckets.
 	type index struct {
 		bucket []byte
 		want   map[string]string // index key -> record id
 	}
-	check := func(name []byte, indexes []index, keyed func(raw []byte, key string) (id string, idx []string, err error)) {
+	// keyed returns a record's id and, for each index, its keys there.
+	check := func(name []byte, indexes []index, keyed func(raw []byte, key string) (id string, idx [][]string, err error)) {
 		c := tx.bucket(name).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			id, keys, err := keyed(v, string(k))
@@ -97,8 +104,10 @@ func checkRecords(tx *Tx, add func(error)) {
 			if id != string(k) {
 				add(fmt.Errorf("%s record under key %q has id %q", name, k, id))
 			}
-			for i, key := range keys {
-				indexes[i].want[key] = id
+			for i := range indexes {
+				for _, key := range keys[i] {
+					indexes[i].want[key] = id
+				}
 			}
 		}
 		for _, ix := range indexes {
@@ -120,24 +129,28 @@ func checkRecords(tx *Tx, add func(error)) {
 	newIndex := func(b []byte) index { return index{bucket: b, want: make(map[string]string)} }
 
 	check(bucketTokens, []index{newIndex(bucketTokenNames), newIndex(bucketTokenClientIDs)},
-		func(raw []byte, key string) (string, []string, error) {
+		func(raw []byte, key string) (string, [][]string, error) {
 			t, err := decode[tokens.ServiceToken](raw, "token", key)
 			if err != nil {
 				return "", nil, err
 			}
-			return t.ID, []string{t.Name, t.ClientID}, nil
+			return t.ID, [][]string{{t.Name}, {t.ClientID}}, nil
 		})
 	apps := make(map[string]bool)
 	check(bucketApps, []index{newIndex(bucketAppNames), newIndex(bucketAppAUDs)},
-		func(raw []byte, key string) (string, []string, error) {
+		func(raw []byte, key string) (string, [][]string, error) {
 			a, err := decode[policy.Application](raw, "application", key)
 			if err != nil {
 				return "", nil, err
 			}
 			apps[a.ID] = true
-			return a.ID, []string{a.Name, a.AUD}, nil
+			return a.ID, [][]string{{a.Name}, {a.AUD}}, nil
 		})
-	check(bucketPolicies, nil, func(raw []byte, key string) (string, []string, error) {
+	var policyIndexes []index
+	if version >= 2 {
+		policyIndexes = []index{newIndex(bucketAppPolicies), newIndex(bucketTokenPolicies)}
+	}
+	check(bucketPolicies, policyIndexes, func(raw []byte, key string) (string, [][]string, error) {
 		p, err := decode[policy.Policy](raw, "policy", key)
 		if err != nil {
 			return "", nil, err
@@ -145,9 +158,14 @@ func checkRecords(tx *Tx, add func(error)) {
 		if !apps[p.ApplicationID] {
 			add(fmt.Errorf("policy %q belongs to missing application %q", p.ID, p.ApplicationID))
 		}
-		return p.ID, nil, nil
+		app, toks := policyIndexKeys(p)
+		keys := [][]string{{string(app)}, nil}
+		for _, k := range toks {
+			keys[1] = append(keys[1], string(k))
+		}
+		return p.ID, keys, nil
 	})
-	check(bucketSigningKeys, nil, func(raw []byte, key string) (string, []string, error) {
+	check(bucketSigningKeys, nil, func(raw []byte, key string) (string, [][]string, error) {
 		k, err := decode[tokens.SealedKey](raw, "signing key", key)
 		if err != nil {
 			return "", nil, err
@@ -155,12 +173,12 @@ func checkRecords(tx *Tx, add func(error)) {
 		return k.KID, nil, nil
 	})
 	check(bucketAdminKeys, []index{newIndex(bucketAdminKeyDigests)},
-		func(raw []byte, key string) (string, []string, error) {
+		func(raw []byte, key string) (string, [][]string, error) {
 			k, err := decode[AdminKey](raw, "admin key", key)
 			if err != nil {
 				return "", nil, err
 			}
-			return k.ID, []string{string(k.Digest)}, nil
+			return k.ID, [][]string{{string(k.Digest)}}, nil
 		})
 	if err := tx.ForEachAudit(time.Time{}, func(*AuditEvent) error { return nil }); err != nil {
 		add(err)
