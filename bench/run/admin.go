@@ -44,7 +44,16 @@ func (r *runner) churnCase(ctx context.Context, g *gatehouse, admin *adminConn, 
 	cfg := r.cfg
 	res := &ChurnResult{Concurrency: cfg.churnConc, Rate: cfg.churnRate}
 	for round := range cfg.rounds {
+		var qprof <-chan error
+		if g.debug != "" {
+			qprof = r.profile(ctx, g.debug, fmt.Sprintf("gatehouse-%s-quiet-c%d-r%d", dsName, cfg.churnConc, round+1))
+		}
 		quiet, err := r.loadgen(ctx, "gatehouse", g.authz, g.pid(), checkreq.Token, creds, cfg.churnConc)
+		if qprof != nil {
+			if perr := <-qprof; perr != nil {
+				r.log("profile: %v", perr)
+			}
+		}
 		if err != nil {
 			return res, fmt.Errorf("churn round %d (quiet): %w", round+1, err)
 		}
@@ -57,7 +66,16 @@ func (r *runner) churnCase(ctx context.Context, g *gatehouse, admin *adminConn, 
 			defer close(done)
 			st = churn(cctx, admin, cfg.churnRate, fmt.Sprintf("churn-%s-%d", dsName, round))
 		}()
+		var prof <-chan error
+		if g.debug != "" {
+			prof = r.profile(ctx, g.debug, fmt.Sprintf("gatehouse-%s-churn-c%d-r%d", dsName, cfg.churnConc, round+1))
+		}
 		busy, err := r.loadgen(ctx, "gatehouse+churn", g.authz, g.pid(), checkreq.Token, creds, cfg.churnConc)
+		if prof != nil {
+			if perr := <-prof; perr != nil {
+				r.log("profile: %v", perr)
+			}
+		}
 		stop()
 		<-done
 		if err != nil {
