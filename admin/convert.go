@@ -121,6 +121,7 @@ func signingKeyProto(k *tokens.SealedKey, active bool) *adminv1.SigningKey {
 		Active:      active,
 		RetiredAt:   ts(k.RetiredAt),
 		RemoveAfter: ts(k.RemoveAfter),
+		ActiveFrom:  ts(k.ActiveFrom),
 	}
 }
 

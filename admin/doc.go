@@ -40,9 +40,13 @@
 //
 // # Signing keys
 //
-// Signing keys are rotated on SealedKey metadata: a new key is generated and
-// sealed with the master key, the active key is retired (RetiredAt = now) and
-// kept published until RemoveAfter = now + tokens.MaxSessionDuration, by
-// which time every JWT it signed has expired; keys past RemoveAfter are
-// dropped. Existing private keys are never unsealed for a rotation.
+// Signing keys are rotated on SealedKey metadata: a new key is generated,
+// sealed with the master key and published at once, but signs only from
+// ActiveFrom = now + tokens.KeyPrePublish (publish before sign: verifiers
+// caching the JWKS fetch it before its first JWT); the signing key retires
+// at that same moment and stays published until RemoveAfter =
+// RetiredAt + tokens.MaxSessionDuration, by which time every JWT it signed
+// has expired; keys past RemoveAfter are dropped. An immediate rotation, or
+// one with no key signing, hands over at once. Existing private keys are
+// never unsealed for a rotation.
 package admin

@@ -28,11 +28,13 @@ func (s *Server) ListSigningKeys(ctx context.Context, req *adminv1.ListSigningKe
 	if err != nil {
 		return nil, s.toStatus("ListSigningKeys", err)
 	}
-	return signingKeysProto(keys), nil
+	return signingKeysProto(keys, s.now()), nil
 }
 
-// RotateSigningKeys adds a new active signing key and retires the current
-// one, which stays published until every JWT it signed has expired.
+// RotateSigningKeys adds a signing key, published at once and signing after
+// tokens.KeyPrePublish (at once with immediate, or when no key signs now);
+// the key signing until then retires at that moment and stays published
+// until every JWT it signed has expired.
 func (s *Server) RotateSigningKeys(ctx context.Context, req *adminv1.RotateSigningKeysRequest) (*adminv1.ListSigningKeysResponse, error) {
 	const method = "RotateSigningKeys"
 	alg := s.alg
@@ -52,7 +54,11 @@ func (s *Server) RotateSigningKeys(ctx context.Context, req *adminv1.RotateSigni
 	}
 	var keys []*tokens.SealedKey
 	err = s.store.Update(func(tx *store.Tx) error {
-		msg, err := rotateSealedKeys(tx, sk, now)
+		prePublish := tokens.KeyPrePublish
+		if req.GetImmediate() {
+			prePublish = 0
+		}
+		msg, err := rotateSealedKeys(tx, sk, prePublish, now)
 		if err != nil {
 			return err
 		}
@@ -66,7 +72,7 @@ func (s *Server) RotateSigningKeys(ctx context.Context, req *adminv1.RotateSigni
 		return nil, s.toStatus(method, err)
 	}
 	s.logChange(ctx, method, sk.KID)
-	return signingKeysProto(keys), nil
+	return signingKeysProto(keys, now), nil
 }
 
 // EnsureSigningKey creates a signing key on first start: when the store has
@@ -76,7 +82,7 @@ func EnsureSigningKey(st Store, master []byte, alg tokens.Alg, now time.Time) (c
 	var active *tokens.SealedKey
 	err = st.View(func(tx *store.Tx) error {
 		keys, err := tx.SigningKeys()
-		active = activeKey(keys)
+		active = activeKey(keys, now)
 		return err
 	})
 	if err != nil {
@@ -97,7 +103,7 @@ func EnsureSigningKey(st Store, master []byte, alg tokens.Alg, now time.Time) (c
 		if err != nil {
 			return err
 		}
-		if activeKey(keys) != nil {
+		if activeKey(keys, now) != nil {
 			created = false // another writer got there first
 			return nil
 		}
@@ -125,8 +131,10 @@ func RotateSigningKeysIfDue(st Store, master []byte, alg tokens.Alg, every time.
 		if err != nil {
 			return err
 		}
-		a := activeKey(keys)
-		due = a == nil || !now.Before(a.CreatedAt.Add(every))
+		// Due when the newest key that is not retired (the signing one, or
+		// one still in pre-publication) is older than every.
+		n := newestUnretired(keys, now)
+		due = n == nil || !now.Before(n.CreatedAt.Add(every))
 		prune = slices.ContainsFunc(keys, func(k *tokens.SealedKey) bool { return removable(k, now) })
 		return nil
 	})
@@ -148,7 +156,7 @@ func RotateSigningKeysIfDue(st Store, master []byte, alg tokens.Alg, every time.
 			}
 			e.Object, e.Message = strings.Join(dropped, " "), "removed expired keys"
 		} else {
-			msg, err := rotateSealedKeys(tx, sk, now)
+			msg, err := rotateSealedKeys(tx, sk, tokens.KeyPrePublish, now)
 			if err != nil {
 				return err
 			}
@@ -176,20 +184,35 @@ func newSealedKey(master []byte, alg tokens.Alg, now time.Time) (*tokens.SealedK
 	return sk, nil
 }
 
-// rotateSealedKeys makes sk the active key: the active ones are retired
-// (kept published for tokens.MaxSessionDuration, the longest a JWT they
-// signed can live), keys past RemoveAfter are dropped. It returns the audit
-// message.
-func rotateSealedKeys(tx *store.Tx, sk *tokens.SealedKey, now time.Time) (string, error) {
+// rotateSealedKeys adds sk, signing from now+prePublish (a whole second; at
+// once when prePublish is not positive or no key signs now). The key
+// signing now retires at that moment and stays published for
+// tokens.MaxSessionDuration more (the longest a JWT it signed can live); a
+// key still waiting to sign from an earlier rotation is dropped (it signed
+// nothing); keys past RemoveAfter are dropped. Exactly one key signs at any
+// time. It returns the audit message.
+func rotateSealedKeys(tx *store.Tx, sk *tokens.SealedKey, prePublish time.Duration, now time.Time) (string, error) {
 	keys, err := tx.SigningKeys()
 	if err != nil {
 		return "", err
 	}
-	var retired []string
+	handover := now
+	if prePublish > 0 && activeKey(keys, now) != nil {
+		handover = now.Add(prePublish).Truncate(time.Second).Add(time.Second)
+		sk.ActiveFrom = handover
+	}
+	var retired, superseded []string
 	for _, k := range keys {
-		if k.RetiredAt.IsZero() {
-			k.RetiredAt = now
-			k.RemoveAfter = now.Add(tokens.MaxSessionDuration)
+		switch {
+		case k.Pending(now) || now.Before(k.ActiveFrom):
+			// Published, never signed: the new rotation supersedes it.
+			if err := tx.DeleteSigningKey(k.KID); err != nil {
+				return "", err
+			}
+			superseded = append(superseded, k.KID)
+		case k.RetiredAt.IsZero() || k.RetiredAt.After(now):
+			k.RetiredAt = handover
+			k.RemoveAfter = handover.Add(tokens.MaxSessionDuration)
 			if err := tx.PutSigningKey(k); err != nil {
 				return "", err
 			}
@@ -203,9 +226,15 @@ func rotateSealedKeys(tx *store.Tx, sk *tokens.SealedKey, now time.Time) (string
 	if err := tx.PutSigningKey(sk); err != nil {
 		return "", err
 	}
-	msg := "new active " + string(sk.Alg) + " key"
+	msg := "new " + string(sk.Alg) + " key, signing at once"
+	if handover.After(now) {
+		msg = "new " + string(sk.Alg) + " key, published now, signing from " + handover.UTC().Format(time.RFC3339)
+	}
 	if len(retired) > 0 {
-		msg += "; retired " + strings.Join(retired, " ")
+		msg += "; retiring " + strings.Join(retired, " ") + " then"
+	}
+	if len(superseded) > 0 {
+		msg += "; dropped " + strings.Join(superseded, " ") + ", which had not signed yet"
 	}
 	if len(dropped) > 0 {
 		msg += "; removed " + strings.Join(dropped, " ")
@@ -235,19 +264,32 @@ func removable(k *tokens.SealedKey, now time.Time) bool {
 	return !k.RetiredAt.IsZero() && !k.RemoveAfter.IsZero() && !now.Before(k.RemoveAfter)
 }
 
-// activeKey is the newest key with zero RetiredAt, as tokens.KeySet picks.
-func activeKey(keys []*tokens.SealedKey) *tokens.SealedKey {
+// activeKey is the key that signs at now, as tokens.KeySet.ActiveAt picks:
+// the newest, by CreatedAt, whose ActiveFrom has come and RetiredAt has not.
+func activeKey(keys []*tokens.SealedKey, now time.Time) *tokens.SealedKey {
 	var a *tokens.SealedKey
 	for _, k := range keys {
-		if k.RetiredAt.IsZero() && (a == nil || k.CreatedAt.After(a.CreatedAt)) {
+		if k.SignsAt(now) && (a == nil || k.CreatedAt.After(a.CreatedAt)) {
 			a = k
 		}
 	}
 	return a
 }
 
-func signingKeysProto(keys []*tokens.SealedKey) *adminv1.ListSigningKeysResponse {
-	active := activeKey(keys)
+// newestUnretired is the newest key not retired by now: the one signing,
+// or one published and waiting to sign.
+func newestUnretired(keys []*tokens.SealedKey, now time.Time) *tokens.SealedKey {
+	var n *tokens.SealedKey
+	for _, k := range keys {
+		if (k.RetiredAt.IsZero() || now.Before(k.RetiredAt)) && (n == nil || k.CreatedAt.After(n.CreatedAt)) {
+			n = k
+		}
+	}
+	return n
+}
+
+func signingKeysProto(keys []*tokens.SealedKey, now time.Time) *adminv1.ListSigningKeysResponse {
+	active := activeKey(keys, now)
 	keys = slices.Clone(keys)
 	slices.SortFunc(keys, func(a, b *tokens.SealedKey) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(a.KID, b.KID))

@@ -53,19 +53,27 @@ func TestSigningKeys(t *testing.T) {
 	}
 	first := list.Keys[0].Kid
 
-	// Rotate: the new key is active; the old one is retired and published
-	// for as long as a session JWT can live.
-	e.clk.Add(time.Hour)
+	// Rotate: the new key is published at once but signs from the whole
+	// second after now+KeyPrePublish; the old one signs until then, then
+	// stays published for as long as a session JWT can live.
+	e.clk.Add(time.Hour + 300*time.Millisecond)
 	rot, err := e.client.RotateSigningKeys(e.ctx(), &adminv1.RotateSigningKeysRequest{Alg: "eddsa"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rot.Keys) != 2 || !rot.Keys[0].Active || rot.Keys[0].Alg != "EdDSA" || rot.Keys[1].Kid != first || rot.Keys[1].Active {
-		t.Fatalf("after rotation = %v", rot)
+	handover := e.clk.Now().Add(tokens.KeyPrePublish).Truncate(time.Second).Add(time.Second)
+	if len(rot.Keys) != 2 || rot.Keys[0].Active || rot.Keys[0].Alg != "EdDSA" || !rot.Keys[0].ActiveFrom.AsTime().Equal(handover) ||
+		rot.Keys[1].Kid != first || !rot.Keys[1].Active {
+		t.Fatalf("after rotation = %v (want the new key pending until %v, the old one active)", rot, handover)
 	}
-	retiredAt := e.clk.Now()
-	if !rot.Keys[1].RetiredAt.AsTime().Equal(retiredAt) || !rot.Keys[1].RemoveAfter.AsTime().Equal(retiredAt.Add(tokens.MaxSessionDuration)) {
-		t.Fatalf("retired key = %v", rot.Keys[1])
+	if !rot.Keys[1].RetiredAt.AsTime().Equal(handover) || !rot.Keys[1].RemoveAfter.AsTime().Equal(handover.Add(tokens.MaxSessionDuration)) {
+		t.Fatalf("retiring key = %v", rot.Keys[1])
+	}
+	retiredAt := handover
+	e.clk.Set(handover)
+	list, err = e.client.ListSigningKeys(e.ctx(), &adminv1.ListSigningKeysRequest{})
+	if err != nil || !list.Keys[0].Active || list.Keys[1].Active {
+		t.Fatalf("at the hand-over = %v, %v (want the new key active)", list, err)
 	}
 	// Every stored key opens with the master key and is what it says.
 	for _, sk := range e.sealedKeys() {
@@ -81,16 +89,46 @@ func TestSigningKeys(t *testing.T) {
 		t.Fatalf("audit = %+v", ev)
 	}
 
-	// Not due yet: nothing happens.
-	rotated, err := admin.RotateSigningKeysIfDue(e.db, e.master, tokens.AlgES256, 24*time.Hour, e.clk.Now().Add(24*time.Hour-time.Second))
+	// Not due yet: nothing happens. Due is counted from the newest key's
+	// creation (the rotation, not the hand-over).
+	rotated, err := admin.RotateSigningKeysIfDue(e.db, e.master, tokens.AlgES256, 24*time.Hour, rot.Keys[0].CreatedAt.AsTime().Add(24*time.Hour-time.Second))
 	if err != nil || rotated || len(e.sealedKeys()) != 2 {
 		t.Fatalf("RotateSigningKeysIfDue before due = %v, %v", rotated, err)
 	}
-	// Due at exactly the interval.
-	e.clk.Add(24 * time.Hour)
+	// Due at exactly the interval; the key it adds is pending, and a
+	// scheduler asking again meanwhile does not rotate once more.
+	e.clk.Set(rot.Keys[0].CreatedAt.AsTime().Add(24 * time.Hour))
 	rotated, err = admin.RotateSigningKeysIfDue(e.db, e.master, tokens.AlgES256, 24*time.Hour, e.clk.Now())
 	if err != nil || !rotated || len(e.sealedKeys()) != 3 {
 		t.Fatalf("RotateSigningKeysIfDue when due = %v, %v (%d keys)", rotated, err, len(e.sealedKeys()))
+	}
+	rotated, err = admin.RotateSigningKeysIfDue(e.db, e.master, tokens.AlgES256, 24*time.Hour, e.clk.Now().Add(time.Minute))
+	if err != nil || rotated || len(e.sealedKeys()) != 3 {
+		t.Fatalf("RotateSigningKeysIfDue during pre-publication = %v, %v (%d keys)", rotated, err, len(e.sealedKeys()))
+	}
+	// An immediate rotation during pre-publication: the new key signs at
+	// once, and the pending one, which never signed, is dropped.
+	e.clk.Add(time.Minute)
+	pending := e.sealedKeys()
+	now, err := e.client.RotateSigningKeys(e.ctx(), &adminv1.RotateSigningKeysRequest{Immediate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !now.Keys[0].Active || now.Keys[0].ActiveFrom != nil {
+		t.Fatalf("immediate rotation = %v", now.Keys[0])
+	}
+	for _, k := range e.sealedKeys() {
+		if k.KID != now.Keys[0].Kid && k.SignsAt(e.clk.Now()) {
+			t.Fatalf("key %s still signs after an immediate rotation", k.KID)
+		}
+		for _, p := range pending {
+			if p.KID == k.KID && p.Pending(e.clk.Now()) {
+				t.Fatalf("the superseded pending key %s is still stored", k.KID)
+			}
+		}
+	}
+	if ev := e.lastAudit(); ev.Method != "RotateSigningKeys" || ev.Message == "" {
+		t.Fatalf("audit = %+v", ev)
 	}
 	// Once the first key's RemoveAfter passes it is dropped, even without a
 	// rotation.
@@ -105,13 +143,13 @@ func TestSigningKeys(t *testing.T) {
 		}
 	}
 	if n := len(e.sealedKeys()); n != 2 {
-		t.Fatalf("%d keys after pruning, want 2", n)
+		t.Fatalf("%d keys after pruning, want 2 (the EdDSA key and the immediate one)", n)
 	}
 	if ev := e.lastAudit(); ev.Method != "RotateSigningKeysIfDue" || ev.Object != first || ev.AdminKey != "gatehouse" {
 		t.Fatalf("prune audit = %+v", ev)
 	}
-	if keyChanges != 4 {
-		t.Fatalf("%d changes with SigningKeysChanged, want 4 (ensure, rotate, rotate if due, prune)", keyChanges)
+	if keyChanges != 5 {
+		t.Fatalf("%d changes with SigningKeysChanged, want 5 (ensure, rotate, rotate if due, immediate rotate, prune)", keyChanges)
 	}
 
 	_, err = e.client.RotateSigningKeys(e.ctx(), &adminv1.RotateSigningKeysRequest{Alg: "HS256"})

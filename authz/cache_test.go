@@ -2,6 +2,8 @@ package authz
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -56,7 +58,7 @@ func TestJWTReuse(t *testing.T) {
 		t.Errorf("service_token_name = %q after rename", cl.ServiceTokenName)
 	}
 	// A new signing key re-signs.
-	next, _, err := tokens.RotateKeys(b.keys.Keys(), tokens.AlgES256, tokens.MaxSessionDuration, b.now())
+	next, _, err := tokens.RotateKeys(b.keys.Keys(), tokens.AlgES256, tokens.MaxSessionDuration, 0, b.now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,4 +321,55 @@ func TestConcurrentChecksAndPublish(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestJWTAcrossPrePublishedRotation: after a rotation with pre-publication
+// the new key is in the JWKS at once, Checks keep minting (and reusing)
+// JWTs with the old key until the hand-over, then mint with the new one;
+// JWTs of the old key still work when presented back.
+func TestJWTAcrossPrePublishedRotation(t *testing.T) {
+	b := newBase(t)
+	req := tokenReq(b.alpha.ClientID, b.alphaSecret)
+	before, _ := wantAllowToken(t, b.check(req))
+	oldKID := b.keys.ActiveAt(b.now()).KID
+
+	next, added, err := tokens.RotateKeys(b.keys.Keys(), tokens.AlgES256, tokens.MaxSessionDuration, tokens.KeyPrePublish, b.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.keys = keySet(t, next...)
+	b.srv.Publish(b.srv.Snapshot().WithKeys(b.keys))
+	if !strings.Contains(string(b.keys.JWKS()), added.KID) {
+		t.Fatal("the new key is not published at once")
+	}
+	during, _ := wantAllowToken(t, b.check(req))
+	if kid := jwtKID(t, during); kid != oldKID {
+		t.Fatalf("during pre-publication the JWT is signed by %s, want the old key %s", kid, oldKID)
+	}
+	if during != before {
+		t.Error("the rotation's publication alone re-signed a JWT that is still reusable")
+	}
+
+	b.clock.Advance(added.ActiveFrom.Sub(b.now()))
+	after, _ := wantAllowToken(t, b.check(req))
+	if kid := jwtKID(t, after); kid != added.KID {
+		t.Fatalf("after the hand-over the JWT is signed by %s, want the new key %s", kid, added.KID)
+	}
+	wantAllowToken(t, b.check(cookieReq(before))) // the old key's JWT still verifies
+	wantAllowToken(t, b.check(cookieReq(after)))
+}
+
+// jwtKID reads the kid from a JWT's header, unverified.
+func jwtKID(t *testing.T, jwt string) string {
+	t.Helper()
+	hdr, _, _ := strings.Cut(jwt, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ KID string }
+	if err := json.Unmarshal(raw, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h.KID
 }

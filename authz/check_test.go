@@ -424,7 +424,7 @@ func jwtRows() []decisionRow {
 			}},
 		{name: "jwt alg none", want: ReasonJWTAlgorithm,
 			setup: func(t *testing.T, b *base) *authv3.CheckRequest {
-				return cookieReq(algNone(b.keys.Active().KID, b.claimsFor(b.app.AUD)))
+				return cookieReq(algNone(b.keys.ActiveAt(b.now()).KID, b.claimsFor(b.app.AUD)))
 			}},
 		{name: "jwt wrong audience", want: ReasonJWTWrongAudience,
 			setup: func(t *testing.T, b *base) *authv3.CheckRequest {
@@ -506,7 +506,7 @@ func jwtRows() []decisionRow {
 		{name: "jwt after key rotation (old key still published)", want: ReasonAllowedByPolicy, token: true,
 			setup: func(t *testing.T, b *base) *authv3.CheckRequest {
 				jwt := b.sessionJWT(t)
-				next, _, err := tokens.RotateKeys(b.keys.Keys(), tokens.AlgES256, tokens.MaxSessionDuration, b.now())
+				next, _, err := tokens.RotateKeys(b.keys.Keys(), tokens.AlgES256, tokens.MaxSessionDuration, 0, b.now())
 				if err != nil {
 					t.Fatal(err)
 				}

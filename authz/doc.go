@@ -39,8 +39,9 @@
 // An allow with a token identity sends the upstream cf-access-jwt-assertion
 // (append_action OVERWRITE_IF_EXISTS_OR_ADD, append unset: the one form
 // every Envoy version treats as overwrite) and removes the client secret
-// (and the custom credential header); when the secret came in headers and
-// the application keeps sessions, the client also gets a CF_Authorization
+// (and the custom credential header); when the secret came in (either
+// header pair, or the application's service_token_header) and the
+// application keeps sessions, the client also gets a CF_Authorization
 // Set-Cookie (append: true, so upstream cookies survive). An allow without
 // a token removes any client-sent cf-access-jwt-assertion. Denies are
 // CheckResponses with UNAUTHENTICATED (401), PERMISSION_DENIED (403) or

@@ -57,7 +57,7 @@ func newHostile(tb testing.TB) *hostile {
 	h.other = h.app_("other", "other.example.com")
 	h.policy(h.other, policy.NonIdentity, tokenRule(h.alpha))
 	h.publish()
-	if h.keys.Active().KID != h.rs.KID {
+	if h.keys.ActiveAt(h.now()).KID != h.rs.KID {
 		tb.Fatal("the RS256 key is not the active one")
 	}
 	return h

@@ -116,10 +116,13 @@ func keyFor(tok *tokens.ServiceToken, app *policy.Application, pol *policy.Polic
 // ReasonNoSigningKey (no active key, or signing failed) or
 // ReasonTokenExpired (the token expires before a one-second JWT could).
 func (c *jwtCache) get(keys *tokens.KeySet, issuer string, tok *tokens.ServiceToken, app *policy.Application, pol *policy.Policy, now time.Time) (*minted, Reason) {
-	if keys == nil || keys.Active() == nil {
+	if keys == nil {
 		return nil, ReasonNoSigningKey
 	}
-	active := keys.Active()
+	active := keys.ActiveAt(now)
+	if active == nil {
+		return nil, ReasonNoSigningKey
+	}
 	key := keyFor(tok, app, pol, active.KID)
 	sh := &c.shards[shardOf(tok.ID)%cacheShards]
 	sh.mu.RLock()

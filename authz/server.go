@@ -321,12 +321,13 @@ func (s *Server) Explain(req *authv3.CheckRequest) (v Verdict) {
 	snap := s.snap.Load()
 	var r request
 	var d decision
+	now := s.now()
 	if r.parse(req) {
-		d = s.decider.decide(snap, &r, s.now())
+		d = s.decider.decide(snap, &r, now)
 	} else {
 		d.reason = ReasonMalformedRequest
 	}
-	if d.allowed() && d.token != nil && (snap.keys == nil || snap.keys.Active() == nil) {
+	if d.allowed() && d.token != nil && (snap.keys == nil || snap.keys.ActiveAt(now) == nil) {
 		d.reason = ReasonNoSigningKey
 	}
 	v = Verdict{

@@ -166,7 +166,7 @@ func TestKeyHandlers(t *testing.T) {
 				if blk == nil {
 					t.Fatalf("public_cert is not PEM: %q", doc.PublicCert.Cert)
 				}
-				if _, err := x509.ParseCertificate(blk.Bytes); err != nil || doc.PublicCert.KID != b.keys.Active().KID {
+				if _, err := x509.ParseCertificate(blk.Bytes); err != nil || doc.PublicCert.KID != b.keys.ActiveAt(b.now()).KID {
 					t.Errorf("public_cert: %v kid %s", err, doc.PublicCert.KID)
 				}
 			}

@@ -94,15 +94,13 @@ func (c *parsedClaims) GetIssuer() (string, error)                   { return c.
 func (c *parsedClaims) GetSubject() (string, error)                  { return c.Subject, nil }
 func (c *parsedClaims) GetAudience() (jwt.ClaimStrings, error)       { return c.Audience, nil }
 
-// Sign signs c with the active key. The header is {"alg","kid","typ":"JWT"}.
+// Sign signs c with the key active at c.IssuedAt (ActiveAt). The header is
+// {"alg","kid","typ":"JWT"}.
 // Issuer, IssuedAt and ExpiresAt (after IssuedAt) are required; a zero
 // NotBefore becomes IssuedAt. Times are written in whole seconds. Signing
 // costs from tens of microseconds (EdDSA, ES256) to a millisecond or more
 // (RS256): callers reuse a JWT while its claims stay valid.
 func (ks *KeySet) Sign(c *Claims) (string, error) {
-	if ks.active == nil {
-		return "", ErrNoActiveKey
-	}
 	switch {
 	case c.Issuer == "":
 		return "", fmt.Errorf("%w: iss is empty", ErrJWTClaims)
@@ -112,6 +110,10 @@ func (ks *KeySet) Sign(c *Claims) (string, error) {
 		return "", fmt.Errorf("%w: exp is not set", ErrJWTClaims)
 	case !c.ExpiresAt.After(c.IssuedAt):
 		return "", fmt.Errorf("%w: exp is not after iat", ErrJWTClaims)
+	}
+	active := ks.ActiveAt(c.IssuedAt)
+	if active == nil {
+		return "", ErrNoActiveKey
 	}
 	nbf := c.NotBefore
 	if nbf.IsZero() {
@@ -136,15 +138,15 @@ func (ks *KeySet) Sign(c *Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrJWTClaims, err)
 	}
-	e := ks.byKID[ks.active.KID]
+	e := ks.byKID[active.KID]
 	enc := base64.RawURLEncoding
 	buf := make([]byte, 0, len(e.header)+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(512))
 	buf = append(buf, e.header...)
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, payload)
-	sig, err := e.method.Sign(string(buf), ks.active.Signer)
+	sig, err := e.method.Sign(string(buf), active.Signer)
 	if err != nil {
-		return "", fmt.Errorf("signing session JWT with kid %s: %w", ks.active.KID, err)
+		return "", fmt.Errorf("signing session JWT with kid %s: %w", active.KID, err)
 	}
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, sig)

@@ -148,10 +148,33 @@ type SigningKey struct {
 	// CertDER is a self-signed X.509 certificate for the key, published as
 	// Cloudflare's public_cert(s).
 	CertDER []byte
-	// CreatedAt is when the key was generated. RetiredAt is when it stopped
-	// signing (zero: it may sign). RemoveAfter is when it may be forgotten
-	// because every JWT it signed has expired (zero: keep it).
-	CreatedAt, RetiredAt, RemoveAfter time.Time
+	// CreatedAt is when the key was generated. ActiveFrom is when it may
+	// start signing (zero: at once); a rotated-in key is published in the
+	// JWKS from CreatedAt but signs only from ActiveFrom, so that verifiers
+	// holding a cached JWKS have fetched it before they meet its kid.
+	// RetiredAt is when it stops signing (zero: never; it may lie in the
+	// future, when a rotation has scheduled the hand-over). RemoveAfter is
+	// when it may be forgotten because every JWT it signed has expired
+	// (zero: keep it).
+	CreatedAt, ActiveFrom, RetiredAt, RemoveAfter time.Time
+}
+
+// SignsAt reports whether the key may sign at now: it has a private key,
+// its ActiveFrom has come and its RetiredAt has not.
+func (k *SigningKey) SignsAt(now time.Time) bool {
+	return k.Signer != nil && signsAt(k.ActiveFrom, k.RetiredAt, now)
+}
+
+// SignsAt is SigningKey.SignsAt for the stored form.
+func (s *SealedKey) SignsAt(now time.Time) bool { return signsAt(s.ActiveFrom, s.RetiredAt, now) }
+
+// Pending reports whether the key is published but not yet signing.
+func (s *SealedKey) Pending(now time.Time) bool {
+	return now.Before(s.ActiveFrom) && (s.RetiredAt.IsZero() || s.ActiveFrom.Before(s.RetiredAt))
+}
+
+func signsAt(activeFrom, retiredAt, now time.Time) bool {
+	return !now.Before(activeFrom) && (retiredAt.IsZero() || now.Before(retiredAt))
 }
 
 // KeyID returns the kid of a public key: the lowercase hex SHA-256 of its
@@ -265,6 +288,7 @@ type SealedKey struct {
 	Sealed      []byte    `json:"sealed"`
 	CertDER     []byte    `json:"cert_der"`
 	CreatedAt   time.Time `json:"created_at"`
+	ActiveFrom  time.Time `json:"active_from,omitzero"`
 	RetiredAt   time.Time `json:"retired_at,omitzero"`
 	RemoveAfter time.Time `json:"remove_after,omitzero"`
 }
@@ -320,6 +344,7 @@ func Seal(master []byte, k *SigningKey) (*SealedKey, error) {
 		Sealed:      out,
 		CertDER:     slices.Clone(k.CertDER),
 		CreatedAt:   k.CreatedAt,
+		ActiveFrom:  k.ActiveFrom,
 		RetiredAt:   k.RetiredAt,
 		RemoveAfter: k.RemoveAfter,
 	}, nil
@@ -357,6 +382,7 @@ func Open(master []byte, s *SealedKey) (*SigningKey, error) {
 		Public:      signer.Public(),
 		CertDER:     slices.Clone(s.CertDER),
 		CreatedAt:   s.CreatedAt,
+		ActiveFrom:  s.ActiveFrom,
 		RetiredAt:   s.RetiredAt,
 		RemoveAfter: s.RemoveAfter,
 	}
@@ -366,12 +392,23 @@ func Open(master []byte, s *SealedKey) (*SigningKey, error) {
 	return k, nil
 }
 
-// RotateKeys returns the keys to store after a rotation: a new active key
-// for alg first, then the current keys, where the active ones (zero
-// RetiredAt) are retired at now with RemoveAfter = now + maxSession, and
-// those whose RemoveAfter has come are dropped. current is not modified
-// (the keys in it may belong to a live KeySet): changed keys are copies.
-func RotateKeys(current []*SigningKey, alg Alg, maxSession time.Duration, now time.Time) (next []*SigningKey, added *SigningKey, err error) {
+// KeyPrePublish is how long a rotated-in signing key is published before it
+// signs: twice the JWKS documents' Cache-Control max-age (5 minutes) and
+// Envoy jwt_authn's cache_duration in envoy/envoy-jwt-authn.yaml, so a
+// verifier that caches the JWKS has fetched the new key before it meets a
+// JWT signed with it.
+const KeyPrePublish = 10 * time.Minute
+
+// RotateKeys returns the keys to store after a rotation: a new key for alg
+// first, published now and signing from the whole second after
+// now+prePublish (at once if prePublish is not positive), then the current
+// keys, where the key signing now retires at that moment with RemoveAfter
+// maxSession later, a key still waiting to sign from an earlier rotation is
+// dropped (it has signed nothing, and the new rotation supersedes it), and
+// keys whose RemoveAfter has come are dropped. Exactly one key signs at any
+// time. current is not modified (the keys in it may belong to a live
+// KeySet): changed keys are copies.
+func RotateKeys(current []*SigningKey, alg Alg, maxSession, prePublish time.Duration, now time.Time) (next []*SigningKey, added *SigningKey, err error) {
 	if maxSession <= 0 {
 		return nil, nil, fmt.Errorf("%w: maximum session duration must be positive, got %s", ErrKeyInvalid, maxSession)
 	}
@@ -379,15 +416,24 @@ func RotateKeys(current []*SigningKey, alg Alg, maxSession time.Duration, now ti
 	if err != nil {
 		return nil, nil, err
 	}
+	handover := now
+	if prePublish > 0 {
+		// A whole second, like JWT times: the key active at a JWT's iat
+		// is then the key active when it was minted.
+		handover = now.Add(prePublish).Truncate(time.Second).Add(time.Second)
+		added.ActiveFrom = handover
+	}
 	next = append(make([]*SigningKey, 0, len(current)+1), added)
 	for _, k := range current {
 		switch {
 		case !k.RemoveAfter.IsZero() && !now.Before(k.RemoveAfter):
 			continue // every JWT it signed has expired
-		case k.RetiredAt.IsZero():
+		case now.Before(k.ActiveFrom):
+			continue // pending: superseded before it signed anything
+		case k.RetiredAt.IsZero() || k.RetiredAt.After(now):
 			c := *k
-			c.RetiredAt = now
-			c.RemoveAfter = now.Add(maxSession)
+			c.RetiredAt = handover
+			c.RemoveAfter = handover.Add(maxSession)
 			k = &c
 		}
 		next = append(next, k)
@@ -399,9 +445,9 @@ func RotateKeys(current []*SigningKey, alg Alg, maxSession time.Duration, now ti
 // JWTs, all of them verify. Its JWKS documents are computed once, at
 // construction, so serving them costs nothing.
 type KeySet struct {
-	keys   []*SigningKey // newest first
-	active *SigningKey
-	byKID  map[string]*keyEntry
+	keys    []*SigningKey // newest first
+	signers []*SigningKey // the keys with a private key, newest first
+	byKID   map[string]*keyEntry
 
 	jwks, certs []byte
 }
@@ -422,9 +468,8 @@ type keyEntry struct {
 
 // NewKeySet builds a KeySet. Every key must be self-consistent (kid = hash
 // of its public key, algorithm matching it, certificate for it) and kids
-// unique. The active key is the newest one, by CreatedAt, that has a private
-// key and is not retired; a set may have none (it then verifies but cannot
-// sign).
+// unique. Every key verifies; which one signs depends on the time
+// (ActiveAt). A set may have no key that can sign (it then only verifies).
 func NewKeySet(keys []*SigningKey) (*KeySet, error) {
 	ks := &KeySet{
 		keys:  slices.Clone(keys),
@@ -471,9 +516,8 @@ func NewKeySet(keys []*SigningKey) (*KeySet, error) {
 		return cmp.Compare(a.KID, b.KID)
 	})
 	for _, k := range ks.keys {
-		if k.RetiredAt.IsZero() && k.Signer != nil {
-			ks.active = k
-			break
+		if k.Signer != nil {
+			ks.signers = append(ks.signers, k)
 		}
 	}
 
@@ -484,8 +528,18 @@ func NewKeySet(keys []*SigningKey) (*KeySet, error) {
 	return ks, nil
 }
 
-// Active returns the key that signs, or nil if there is none.
-func (ks *KeySet) Active() *SigningKey { return ks.active }
+// ActiveAt returns the key that signs at now: the newest one, by
+// CreatedAt, with a private key whose ActiveFrom has come and RetiredAt has
+// not; nil if there is none. It allocates nothing (it runs on every minted
+// JWT's cache lookup).
+func (ks *KeySet) ActiveAt(now time.Time) *SigningKey {
+	for _, k := range ks.signers {
+		if k.SignsAt(now) {
+			return k
+		}
+	}
+	return nil
+}
 
 // Keys returns all keys, newest first. The keys must not be modified.
 func (ks *KeySet) Keys() []*SigningKey { return slices.Clone(ks.keys) }
@@ -505,8 +559,9 @@ func (ks *KeySet) JWKS() []byte { return ks.jwks }
 // CloudflareCerts returns the document Cloudflare Access serves at
 // /cdn-cgi/access/certs: {"keys":[JWK...], "public_cert":{"kid","cert"},
 // "public_certs":[{"kid","cert"}...]} with PEM certificates; public_cert is
-// the active key's (or, with none active, the newest key's). The bytes are
-// shared: do not modify them.
+// the newest signing key's (the active key's, or during a rotation's
+// pre-publication the one about to sign).
+// The bytes are shared: do not modify them.
 func (ks *KeySet) CloudflareCerts() []byte { return ks.certs }
 
 // jwk is a public JSON Web Key (RFC 7517, 7518 §6, 8037 §2).
@@ -557,12 +612,15 @@ type pemCert struct {
 
 // documents renders the JWKS and Cloudflare certs documents.
 func (ks *KeySet) documents() (jwks, certs []byte, err error) {
+	// The newest key that can sign first (the active key, or during a
+	// rotation's pre-publication the one about to sign: Cloudflare's single
+	// public_cert names it), then the others newest first.
 	order := make([]*SigningKey, 0, len(ks.keys))
-	if ks.active != nil {
-		order = append(order, ks.active)
+	if len(ks.signers) > 0 {
+		order = append(order, ks.signers[0])
 	}
 	for _, k := range ks.keys {
-		if k != ks.active {
+		if len(ks.signers) == 0 || k != ks.signers[0] {
 			order = append(order, k)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"math/big"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -282,8 +283,8 @@ func TestNewKeySetActive(t *testing.T) {
 
 	in := []*SigningKey{a, c, b}
 	ks := mustKeySet(t, in...)
-	if ks.Active() != b {
-		t.Errorf("Active = %v, want the newest unretired key with a private key", ks.Active().KID)
+	if got := ks.ActiveAt(t0.Add(2 * time.Hour)); got != b {
+		t.Errorf("ActiveAt = %v, want the newest unretired key with a private key", got)
 	}
 	keys := ks.Keys()
 	if len(keys) != 3 || keys[0] != c || keys[1] != b || keys[2] != a {
@@ -320,10 +321,10 @@ func TestNewKeySetActive(t *testing.T) {
 	b2 := copyKey(b)
 	b2.RetiredAt = t0.Add(3 * time.Hour)
 	none := mustKeySet(t, a, b2)
-	if none.Active() != nil {
+	if none.ActiveAt(t0.Add(3*time.Hour)) != nil {
 		t.Error("a set of retired keys has an active key")
 	}
-	if _, err := none.Sign(testClaims(t0)); !errors.Is(err, ErrNoActiveKey) {
+	if _, err := none.Sign(testClaims(t0.Add(3 * time.Hour))); !errors.Is(err, ErrNoActiveKey) {
 		t.Errorf("Sign without an active key = %v", err)
 	}
 	if _, err := none.Verify(tok, testIssuer, t0); err != nil {
@@ -331,7 +332,7 @@ func TestNewKeySetActive(t *testing.T) {
 	}
 
 	empty := mustKeySet(t)
-	if string(empty.JWKS()) != `{"keys":[]}` || empty.Active() != nil {
+	if string(empty.JWKS()) != `{"keys":[]}` || empty.ActiveAt(t0) != nil {
 		t.Errorf("empty set JWKS = %s", empty.JWKS())
 	}
 	if string(empty.CloudflareCerts()) != `{"keys":[],"public_certs":[]}` {
@@ -588,7 +589,7 @@ func TestRotateKeys(t *testing.T) {
 	}
 
 	t1 := t0.Add(DefaultKeyRotation)
-	next, added, err := RotateKeys([]*SigningKey{k0}, AlgEdDSA, MaxSessionDuration, t1)
+	next, added, err := RotateKeys([]*SigningKey{k0}, AlgEdDSA, MaxSessionDuration, 0, t1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -603,7 +604,7 @@ func TestRotateKeys(t *testing.T) {
 		t.Error("RotateKeys modified its input")
 	}
 	ks1 := mustKeySet(t, next...)
-	if ks1.Active() != added {
+	if ks1.ActiveAt(t1) != added {
 		t.Error("the new key is not active")
 	}
 	// A JWT signed before the rotation still verifies.
@@ -613,7 +614,7 @@ func TestRotateKeys(t *testing.T) {
 
 	// A second rotation keeps the first retired key's RemoveAfter.
 	t2 := t1.Add(time.Hour)
-	next2, added2, err := RotateKeys(next, AlgES256, MaxSessionDuration, t2)
+	next2, added2, err := RotateKeys(next, AlgES256, MaxSessionDuration, 0, t2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -627,7 +628,7 @@ func TestRotateKeys(t *testing.T) {
 	if _, err := mustKeySet(t, next2...).Verify(oldJWT, testIssuer, t3); !errors.Is(err, ErrJWTUnknownKID) {
 		t.Errorf("JWT of a removable key = %v, want ErrJWTUnknownKID", err)
 	}
-	next3, _, err := RotateKeys(next2, AlgES256, MaxSessionDuration, t3)
+	next3, _, err := RotateKeys(next2, AlgES256, MaxSessionDuration, 0, t3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -638,10 +639,113 @@ func TestRotateKeys(t *testing.T) {
 		t.Errorf("JWT of a dropped key = %v", err)
 	}
 
-	if _, _, err := RotateKeys(next, AlgES256, 0, t1); err == nil {
+	if _, _, err := RotateKeys(next, AlgES256, 0, 0, t1); err == nil {
 		t.Error("RotateKeys with no session bound: no error")
 	}
-	if _, _, err := RotateKeys(next, "HS256", MaxSessionDuration, t1); !errors.Is(err, ErrAlgUnknown) {
+	if _, _, err := RotateKeys(next, "HS256", MaxSessionDuration, 0, t1); !errors.Is(err, ErrAlgUnknown) {
 		t.Errorf("RotateKeys(HS256) = %v", err)
 	}
+}
+
+// TestRotateKeysPrePublish: a rotated-in key is published at once but signs
+// only from the whole second after now+prePublish, when the key signing
+// until then retires; exactly one key signs at every moment; a rotation
+// during pre-publication retires the pending key before it ever signs.
+func TestRotateKeysPrePublish(t *testing.T) {
+	k0, err := GenerateSigningKey(AlgES256, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1 := t0.Add(DefaultKeyRotation).Add(250 * time.Millisecond)
+	next, k1, err := RotateKeys([]*SigningKey{k0}, AlgES256, MaxSessionDuration, KeyPrePublish, t1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handover := t1.Add(KeyPrePublish).Truncate(time.Second).Add(time.Second)
+	if !k1.ActiveFrom.Equal(handover) || !k1.RetiredAt.IsZero() {
+		t.Fatalf("new key: active from %v (want %v), retired %v", k1.ActiveFrom, handover, k1.RetiredAt)
+	}
+	if r0 := next[1]; !r0.RetiredAt.Equal(handover) || !r0.RemoveAfter.Equal(handover.Add(MaxSessionDuration)) {
+		t.Fatalf("old key: retired %v, remove after %v; want %v and %v later", r0.RetiredAt, r0.RemoveAfter, handover, MaxSessionDuration)
+	}
+	ks := mustKeySet(t, next...)
+	var jwks struct{ Keys []struct{ KID string } }
+	if err := json.Unmarshal(ks.JWKS(), &jwks); err != nil || len(jwks.Keys) != 2 || jwks.Keys[0].KID != k1.KID {
+		t.Fatalf("JWKS during pre-publication: %s (%v), want the new key first and the old one", ks.JWKS(), err)
+	}
+	for _, tc := range []struct {
+		at   time.Time
+		want *SigningKey
+	}{
+		{t1, next[1]},
+		{handover.Add(-time.Nanosecond), next[1]},
+		{handover, k1},
+		{handover.Add(DefaultKeyRotation), k1},
+	} {
+		if got := ks.ActiveAt(tc.at); got == nil || got.KID != tc.want.KID {
+			t.Errorf("ActiveAt(%v) = %v, want %s", tc.at.Sub(t1), got, tc.want.KID)
+		}
+		jwt, err := ks.Sign(testClaims(tc.at.Truncate(time.Second)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kid := kidOf(t, jwt); kid != tc.want.KID {
+			t.Errorf("JWT issued at %v signed by %s, want %s", tc.at.Sub(t1), kid, tc.want.KID)
+		}
+	}
+	if n := signersAt(next, t1); n != 1 {
+		t.Errorf("%d keys sign at the rotation", n)
+	}
+
+	// Rotating again during pre-publication: k1, which has not signed, is
+	// dropped; k0 signs until the new hand-over.
+	t2 := t1.Add(time.Minute)
+	next2, k2, err := RotateKeys(next, AlgES256, MaxSessionDuration, KeyPrePublish, t2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handover2 := t2.Add(KeyPrePublish).Truncate(time.Second).Add(time.Second)
+	for _, k := range next2 {
+		if k.KID == k1.KID {
+			t.Errorf("the superseded pending key is still there (retired %v, active from %v)", k.RetiredAt, k.ActiveFrom)
+		}
+	}
+	ks2 := mustKeySet(t, next2...)
+	for _, at := range []time.Time{t2, handover, handover2.Add(-time.Nanosecond), handover2, handover2.Add(time.Hour)} {
+		if n := signersAt(next2, at); n != 1 {
+			t.Errorf("%d keys sign at %v", n, at.Sub(t2))
+		}
+		want := k2.KID
+		if at.Before(handover2) {
+			want = k0.KID
+		}
+		if got := ks2.ActiveAt(at); got == nil || got.KID != want {
+			t.Errorf("ActiveAt(%v) = %v, want %s", at.Sub(t2), got, want)
+		}
+	}
+}
+
+func signersAt(keys []*SigningKey, at time.Time) int {
+	n := 0
+	for _, k := range keys {
+		if k.SignsAt(at) {
+			n++
+		}
+	}
+	return n
+}
+
+// kidOf reads the kid from a JWT's header, unverified.
+func kidOf(t *testing.T, jwt string) string {
+	t.Helper()
+	hdr, _, _ := strings.Cut(jwt, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ KID string }
+	if err := json.Unmarshal(raw, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h.KID
 }

@@ -49,8 +49,10 @@ Rules use the syntax SELECTOR or SELECTOR=VALUE:
   common_name=CN                   the client certificate's common name is CN
   everyone                         every request`},
 	{"keys", "Session-JWT signing keys", `gatehouse signs session JWTs with the active signing key and publishes the
-public keys at /cdn-cgi/access/certs (JWKS). Rotating adds a new active key;
-older keys stay published until every JWT they signed has expired.`},
+public keys at /.well-known/jwks.json and /cdn-cgi/access/certs. Rotating
+(every six weeks by default, or "keys rotate") publishes a new key at once
+and makes it sign ten minutes later; older keys stay published until every
+JWT they signed has expired.`},
 	{"admin-key", "Admin keys", `Admin keys authenticate the CLI and any other client of the admin API. The
 first one is written to DATA_DIR/admin.key when the server starts on an empty
 store. A read-only key can list and get but not change anything.`},

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -175,7 +176,10 @@ func startServer(cfg serveConfig, logger *slog.Logger, now func() time.Time) (_ 
 		return nil, err
 	}
 	if s.cfg.Issuer == "" {
-		s.cfg.Issuer = "http://" + s.httpAddr
+		s.cfg.Issuer = defaultIssuer(s.httpAddr)
+		if s.cfg.Issuer != "http://"+s.httpAddr {
+			s.log.Warn("the HTTP listener is on every interface: the session JWTs' issuer defaults to this host's name; set --issuer to the URL origins use", "issuer", s.cfg.Issuer)
+		}
 	}
 	s.metrics = newMetrics(s)
 	authzCfg := authz.Config{
@@ -253,11 +257,39 @@ func loadOrCreateMasterKey(path string) ([]byte, error) {
 	return key, nil
 }
 
+// defaultIssuer is the iss of session JWTs without --issuer: the HTTP
+// listener's URL, with the host's name in place of an unspecified address
+// (0.0.0.0, ::), which no origin could fetch keys from.
+func defaultIssuer(httpAddr string) string {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return "http://" + httpAddr
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		host = "localhost"
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
 // bootstrapAdminKey makes sure the store has an admin key. When it has none:
 // a key already in --admin-key-file (for example a mounted Kubernetes
 // Secret) is registered; otherwise a new key is generated and written there.
 func (s *server) bootstrapAdminKey() error {
 	path := s.cfg.AdminKeyFile
+	var has bool
+	if err := s.db.View(func(tx *store.Tx) error {
+		keys, err := tx.AdminKeys()
+		has = len(keys) > 0
+		return err
+	}); err != nil {
+		return fmt.Errorf("admin keys: %w", err)
+	}
+	if has {
+		return nil // the file is only for a store without admin keys: not read
+	}
 	if b, err := os.ReadFile(path); err == nil {
 		registered, err := registerAdminKey(s.db, "bootstrap", strings.TrimSpace(string(b)), s.now())
 		if err != nil {
@@ -415,7 +447,7 @@ func (s *server) notReady() string {
 	if err := s.db.Err(); err != nil {
 		return "not ready: the store refuses writes after a failed commit: " + err.Error()
 	}
-	if ks := s.authz.Snapshot().Keys(); ks == nil || ks.Active() == nil {
+	if ks := s.authz.Snapshot().Keys(); ks == nil || ks.ActiveAt(s.now()) == nil {
 		return "not ready: no signing key"
 	}
 	return ""

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -242,5 +243,62 @@ func TestDebugListener(t *testing.T) {
 	}
 	if err := on.shutdown(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAdminKeyFileOnlyForAnEmptyStore: the bootstrap admin key file is read
+// only while the store has no admin key, so a placeholder left in it (a
+// Kubernetes Secret rotated away, say) does not stop a later start; on an
+// empty store it is checked and a bad one refused.
+func TestAdminKeyFileOnlyForAnEmptyStore(t *testing.T) {
+	first := startInProcess(t, nil)
+	dir := first.cfg.DataDir
+	if err := first.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(first.cfg.AdminKeyFile, []byte("REPLACE_WITH_A_GATEHOUSE_ADMIN_KEY\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again := startInProcess(t, nil, func(c *serveConfig) { c.DataDir = dir })
+	if err := again.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := defaultServeConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.AuthzAddr, cfg.AdminAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.SigningAlg = "ES256"
+	cfg.AdminKeyFile = first.cfg.AdminKeyFile // the placeholder
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := startServer(cfg, newLogger(io.Discard, "info", "json"), time.Now)
+	if err == nil {
+		s.shutdown()
+		t.Fatal("an empty store started with a placeholder admin key file")
+	}
+	if !strings.Contains(err.Error(), "not a gatehouse admin key") {
+		t.Fatalf("error %q does not say the admin key file is bad", err)
+	}
+}
+
+func TestDefaultIssuer(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	for addr, want := range map[string]string{
+		"127.0.0.1:9003":  "http://127.0.0.1:9003",
+		"[::1]:9003":      "http://[::1]:9003",
+		"10.1.2.3:80":     "http://10.1.2.3:80",
+		"0.0.0.0:9003":    "http://" + net.JoinHostPort(host, "9003"),
+		"[::]:9003":       "http://" + net.JoinHostPort(host, "9003"),
+		":9003":           "http://" + net.JoinHostPort(host, "9003"),
+		"gatehouse:9003":  "http://gatehouse:9003",
+		"not-a-host-port": "http://not-a-host-port",
+	} {
+		if got := defaultIssuer(addr); got != want {
+			t.Errorf("defaultIssuer(%q) = %q, want %q", addr, got, want)
+		}
 	}
 }

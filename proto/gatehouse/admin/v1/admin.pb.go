@@ -2644,7 +2644,12 @@ type SigningKey struct {
 	RetiredAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=retired_at,json=retiredAt,proto3" json:"retired_at,omitempty"`
 	// remove_after is when the key leaves the JWKS (every JWT it signed has
 	// expired by then).
-	RemoveAfter   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=remove_after,json=removeAfter,proto3" json:"remove_after,omitempty"`
+	RemoveAfter *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=remove_after,json=removeAfter,proto3" json:"remove_after,omitempty"`
+	// active_from is when a rotated-in key starts signing: it is published in
+	// the JWKS from created_at, ten minutes before it signs, so that verifiers
+	// with a cached JWKS have fetched it by then. Unset: it signed from
+	// created_at.
+	ActiveFrom    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=active_from,json=activeFrom,proto3" json:"active_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2717,6 +2722,13 @@ func (x *SigningKey) GetRetiredAt() *timestamppb.Timestamp {
 func (x *SigningKey) GetRemoveAfter() *timestamppb.Timestamp {
 	if x != nil {
 		return x.RemoveAfter
+	}
+	return nil
+}
+
+func (x *SigningKey) GetActiveFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActiveFrom
 	}
 	return nil
 }
@@ -2804,7 +2816,12 @@ func (x *ListSigningKeysResponse) GetKeys() []*SigningKey {
 type RotateSigningKeysRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// alg for the new key: "RS256" (default), "ES256" or "EdDSA".
-	Alg           string `protobuf:"bytes,1,opt,name=alg,proto3" json:"alg,omitempty"`
+	Alg string `protobuf:"bytes,1,opt,name=alg,proto3" json:"alg,omitempty"`
+	// immediate makes the new key sign at once instead of after ten minutes
+	// of pre-publication (for a key that must stop signing now, such as a
+	// leaked one): verifiers whose cached JWKS lacks the new key refuse its
+	// JWTs until they refetch.
+	Immediate     bool `protobuf:"varint,2,opt,name=immediate,proto3" json:"immediate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2844,6 +2861,13 @@ func (x *RotateSigningKeysRequest) GetAlg() string {
 		return x.Alg
 	}
 	return ""
+}
+
+func (x *RotateSigningKeysRequest) GetImmediate() bool {
+	if x != nil {
+		return x.Immediate
+	}
+	return false
 }
 
 type AdminKey struct {
@@ -3588,7 +3612,7 @@ const file_gatehouse_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"token_name\x18\n" +
 	" \x01(\tR\ttokenName\x12\x17\n" +
-	"\adry_run\x18\v \x01(\bR\x06dryRun\"\xfd\x01\n" +
+	"\adry_run\x18\v \x01(\bR\x06dryRun\"\xba\x02\n" +
 	"\n" +
 	"SigningKey\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
@@ -3598,12 +3622,15 @@ const file_gatehouse_admin_v1_admin_proto_rawDesc = "" +
 	"\x06active\x18\x04 \x01(\bR\x06active\x129\n" +
 	"\n" +
 	"retired_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tretiredAt\x12=\n" +
-	"\fremove_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vremoveAfter\"\x18\n" +
+	"\fremove_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vremoveAfter\x12;\n" +
+	"\vactive_from\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"activeFrom\"\x18\n" +
 	"\x16ListSigningKeysRequest\"M\n" +
 	"\x17ListSigningKeysResponse\x122\n" +
-	"\x04keys\x18\x01 \x03(\v2\x1e.gatehouse.admin.v1.SigningKeyR\x04keys\",\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1e.gatehouse.admin.v1.SigningKeyR\x04keys\"J\n" +
 	"\x18RotateSigningKeysRequest\x12\x10\n" +
-	"\x03alg\x18\x01 \x01(\tR\x03alg\"\xd3\x01\n" +
+	"\x03alg\x18\x01 \x01(\tR\x03alg\x12\x1c\n" +
+	"\timmediate\x18\x02 \x01(\bR\timmediate\"\xd3\x01\n" +
 	"\bAdminKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
@@ -3772,74 +3799,75 @@ var file_gatehouse_admin_v1_admin_proto_depIdxs = []int32{
 	53, // 31: gatehouse.admin.v1.SigningKey.created_at:type_name -> google.protobuf.Timestamp
 	53, // 32: gatehouse.admin.v1.SigningKey.retired_at:type_name -> google.protobuf.Timestamp
 	53, // 33: gatehouse.admin.v1.SigningKey.remove_after:type_name -> google.protobuf.Timestamp
-	39, // 34: gatehouse.admin.v1.ListSigningKeysResponse.keys:type_name -> gatehouse.admin.v1.SigningKey
-	53, // 35: gatehouse.admin.v1.AdminKey.created_at:type_name -> google.protobuf.Timestamp
-	53, // 36: gatehouse.admin.v1.AdminKey.revoked_at:type_name -> google.protobuf.Timestamp
-	43, // 37: gatehouse.admin.v1.ListAdminKeysResponse.admin_keys:type_name -> gatehouse.admin.v1.AdminKey
-	53, // 38: gatehouse.admin.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	53, // 39: gatehouse.admin.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	48, // 40: gatehouse.admin.v1.ListAuditEventsResponse.events:type_name -> gatehouse.admin.v1.AuditEvent
-	2,  // 41: gatehouse.admin.v1.AdminService.CreateServiceToken:input_type -> gatehouse.admin.v1.CreateServiceTokenRequest
-	3,  // 42: gatehouse.admin.v1.AdminService.ImportServiceToken:input_type -> gatehouse.admin.v1.ImportServiceTokenRequest
-	4,  // 43: gatehouse.admin.v1.AdminService.ListServiceTokens:input_type -> gatehouse.admin.v1.ListServiceTokensRequest
-	6,  // 44: gatehouse.admin.v1.AdminService.GetServiceToken:input_type -> gatehouse.admin.v1.GetServiceTokenRequest
-	7,  // 45: gatehouse.admin.v1.AdminService.UpdateServiceToken:input_type -> gatehouse.admin.v1.UpdateServiceTokenRequest
-	8,  // 46: gatehouse.admin.v1.AdminService.RefreshServiceToken:input_type -> gatehouse.admin.v1.RefreshServiceTokenRequest
-	9,  // 47: gatehouse.admin.v1.AdminService.RotateServiceToken:input_type -> gatehouse.admin.v1.RotateServiceTokenRequest
-	10, // 48: gatehouse.admin.v1.AdminService.SetServiceTokenEnabled:input_type -> gatehouse.admin.v1.SetServiceTokenEnabledRequest
-	11, // 49: gatehouse.admin.v1.AdminService.DeleteServiceToken:input_type -> gatehouse.admin.v1.DeleteServiceTokenRequest
-	14, // 50: gatehouse.admin.v1.AdminService.CreateApplication:input_type -> gatehouse.admin.v1.CreateApplicationRequest
-	15, // 51: gatehouse.admin.v1.AdminService.ListApplications:input_type -> gatehouse.admin.v1.ListApplicationsRequest
-	17, // 52: gatehouse.admin.v1.AdminService.GetApplication:input_type -> gatehouse.admin.v1.GetApplicationRequest
-	18, // 53: gatehouse.admin.v1.AdminService.UpdateApplication:input_type -> gatehouse.admin.v1.UpdateApplicationRequest
-	19, // 54: gatehouse.admin.v1.AdminService.DeleteApplication:input_type -> gatehouse.admin.v1.DeleteApplicationRequest
-	21, // 55: gatehouse.admin.v1.AdminService.RevokeApplicationSessions:input_type -> gatehouse.admin.v1.RevokeApplicationSessionsRequest
-	29, // 56: gatehouse.admin.v1.AdminService.CreatePolicy:input_type -> gatehouse.admin.v1.CreatePolicyRequest
-	30, // 57: gatehouse.admin.v1.AdminService.ListPolicies:input_type -> gatehouse.admin.v1.ListPoliciesRequest
-	32, // 58: gatehouse.admin.v1.AdminService.GetPolicy:input_type -> gatehouse.admin.v1.GetPolicyRequest
-	33, // 59: gatehouse.admin.v1.AdminService.UpdatePolicy:input_type -> gatehouse.admin.v1.UpdatePolicyRequest
-	34, // 60: gatehouse.admin.v1.AdminService.DeletePolicy:input_type -> gatehouse.admin.v1.DeletePolicyRequest
-	37, // 61: gatehouse.admin.v1.AdminService.CheckAccess:input_type -> gatehouse.admin.v1.CheckAccessRequest
-	40, // 62: gatehouse.admin.v1.AdminService.ListSigningKeys:input_type -> gatehouse.admin.v1.ListSigningKeysRequest
-	42, // 63: gatehouse.admin.v1.AdminService.RotateSigningKeys:input_type -> gatehouse.admin.v1.RotateSigningKeysRequest
-	44, // 64: gatehouse.admin.v1.AdminService.CreateAdminKey:input_type -> gatehouse.admin.v1.CreateAdminKeyRequest
-	45, // 65: gatehouse.admin.v1.AdminService.ListAdminKeys:input_type -> gatehouse.admin.v1.ListAdminKeysRequest
-	47, // 66: gatehouse.admin.v1.AdminService.RevokeAdminKey:input_type -> gatehouse.admin.v1.RevokeAdminKeyRequest
-	49, // 67: gatehouse.admin.v1.AdminService.ListAuditEvents:input_type -> gatehouse.admin.v1.ListAuditEventsRequest
-	51, // 68: gatehouse.admin.v1.AdminService.Backup:input_type -> gatehouse.admin.v1.BackupRequest
-	0,  // 69: gatehouse.admin.v1.AdminService.CreateServiceToken:output_type -> gatehouse.admin.v1.ServiceToken
-	0,  // 70: gatehouse.admin.v1.AdminService.ImportServiceToken:output_type -> gatehouse.admin.v1.ServiceToken
-	5,  // 71: gatehouse.admin.v1.AdminService.ListServiceTokens:output_type -> gatehouse.admin.v1.ListServiceTokensResponse
-	0,  // 72: gatehouse.admin.v1.AdminService.GetServiceToken:output_type -> gatehouse.admin.v1.ServiceToken
-	0,  // 73: gatehouse.admin.v1.AdminService.UpdateServiceToken:output_type -> gatehouse.admin.v1.ServiceToken
-	0,  // 74: gatehouse.admin.v1.AdminService.RefreshServiceToken:output_type -> gatehouse.admin.v1.ServiceToken
-	0,  // 75: gatehouse.admin.v1.AdminService.RotateServiceToken:output_type -> gatehouse.admin.v1.ServiceToken
-	0,  // 76: gatehouse.admin.v1.AdminService.SetServiceTokenEnabled:output_type -> gatehouse.admin.v1.ServiceToken
-	12, // 77: gatehouse.admin.v1.AdminService.DeleteServiceToken:output_type -> gatehouse.admin.v1.DeleteServiceTokenResponse
-	13, // 78: gatehouse.admin.v1.AdminService.CreateApplication:output_type -> gatehouse.admin.v1.Application
-	16, // 79: gatehouse.admin.v1.AdminService.ListApplications:output_type -> gatehouse.admin.v1.ListApplicationsResponse
-	13, // 80: gatehouse.admin.v1.AdminService.GetApplication:output_type -> gatehouse.admin.v1.Application
-	13, // 81: gatehouse.admin.v1.AdminService.UpdateApplication:output_type -> gatehouse.admin.v1.Application
-	20, // 82: gatehouse.admin.v1.AdminService.DeleteApplication:output_type -> gatehouse.admin.v1.DeleteApplicationResponse
-	13, // 83: gatehouse.admin.v1.AdminService.RevokeApplicationSessions:output_type -> gatehouse.admin.v1.Application
-	28, // 84: gatehouse.admin.v1.AdminService.CreatePolicy:output_type -> gatehouse.admin.v1.Policy
-	31, // 85: gatehouse.admin.v1.AdminService.ListPolicies:output_type -> gatehouse.admin.v1.ListPoliciesResponse
-	28, // 86: gatehouse.admin.v1.AdminService.GetPolicy:output_type -> gatehouse.admin.v1.Policy
-	28, // 87: gatehouse.admin.v1.AdminService.UpdatePolicy:output_type -> gatehouse.admin.v1.Policy
-	35, // 88: gatehouse.admin.v1.AdminService.DeletePolicy:output_type -> gatehouse.admin.v1.DeletePolicyResponse
-	38, // 89: gatehouse.admin.v1.AdminService.CheckAccess:output_type -> gatehouse.admin.v1.CheckAccessResponse
-	41, // 90: gatehouse.admin.v1.AdminService.ListSigningKeys:output_type -> gatehouse.admin.v1.ListSigningKeysResponse
-	41, // 91: gatehouse.admin.v1.AdminService.RotateSigningKeys:output_type -> gatehouse.admin.v1.ListSigningKeysResponse
-	43, // 92: gatehouse.admin.v1.AdminService.CreateAdminKey:output_type -> gatehouse.admin.v1.AdminKey
-	46, // 93: gatehouse.admin.v1.AdminService.ListAdminKeys:output_type -> gatehouse.admin.v1.ListAdminKeysResponse
-	43, // 94: gatehouse.admin.v1.AdminService.RevokeAdminKey:output_type -> gatehouse.admin.v1.AdminKey
-	50, // 95: gatehouse.admin.v1.AdminService.ListAuditEvents:output_type -> gatehouse.admin.v1.ListAuditEventsResponse
-	52, // 96: gatehouse.admin.v1.AdminService.Backup:output_type -> gatehouse.admin.v1.BackupChunk
-	69, // [69:97] is the sub-list for method output_type
-	41, // [41:69] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	53, // 34: gatehouse.admin.v1.SigningKey.active_from:type_name -> google.protobuf.Timestamp
+	39, // 35: gatehouse.admin.v1.ListSigningKeysResponse.keys:type_name -> gatehouse.admin.v1.SigningKey
+	53, // 36: gatehouse.admin.v1.AdminKey.created_at:type_name -> google.protobuf.Timestamp
+	53, // 37: gatehouse.admin.v1.AdminKey.revoked_at:type_name -> google.protobuf.Timestamp
+	43, // 38: gatehouse.admin.v1.ListAdminKeysResponse.admin_keys:type_name -> gatehouse.admin.v1.AdminKey
+	53, // 39: gatehouse.admin.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	53, // 40: gatehouse.admin.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	48, // 41: gatehouse.admin.v1.ListAuditEventsResponse.events:type_name -> gatehouse.admin.v1.AuditEvent
+	2,  // 42: gatehouse.admin.v1.AdminService.CreateServiceToken:input_type -> gatehouse.admin.v1.CreateServiceTokenRequest
+	3,  // 43: gatehouse.admin.v1.AdminService.ImportServiceToken:input_type -> gatehouse.admin.v1.ImportServiceTokenRequest
+	4,  // 44: gatehouse.admin.v1.AdminService.ListServiceTokens:input_type -> gatehouse.admin.v1.ListServiceTokensRequest
+	6,  // 45: gatehouse.admin.v1.AdminService.GetServiceToken:input_type -> gatehouse.admin.v1.GetServiceTokenRequest
+	7,  // 46: gatehouse.admin.v1.AdminService.UpdateServiceToken:input_type -> gatehouse.admin.v1.UpdateServiceTokenRequest
+	8,  // 47: gatehouse.admin.v1.AdminService.RefreshServiceToken:input_type -> gatehouse.admin.v1.RefreshServiceTokenRequest
+	9,  // 48: gatehouse.admin.v1.AdminService.RotateServiceToken:input_type -> gatehouse.admin.v1.RotateServiceTokenRequest
+	10, // 49: gatehouse.admin.v1.AdminService.SetServiceTokenEnabled:input_type -> gatehouse.admin.v1.SetServiceTokenEnabledRequest
+	11, // 50: gatehouse.admin.v1.AdminService.DeleteServiceToken:input_type -> gatehouse.admin.v1.DeleteServiceTokenRequest
+	14, // 51: gatehouse.admin.v1.AdminService.CreateApplication:input_type -> gatehouse.admin.v1.CreateApplicationRequest
+	15, // 52: gatehouse.admin.v1.AdminService.ListApplications:input_type -> gatehouse.admin.v1.ListApplicationsRequest
+	17, // 53: gatehouse.admin.v1.AdminService.GetApplication:input_type -> gatehouse.admin.v1.GetApplicationRequest
+	18, // 54: gatehouse.admin.v1.AdminService.UpdateApplication:input_type -> gatehouse.admin.v1.UpdateApplicationRequest
+	19, // 55: gatehouse.admin.v1.AdminService.DeleteApplication:input_type -> gatehouse.admin.v1.DeleteApplicationRequest
+	21, // 56: gatehouse.admin.v1.AdminService.RevokeApplicationSessions:input_type -> gatehouse.admin.v1.RevokeApplicationSessionsRequest
+	29, // 57: gatehouse.admin.v1.AdminService.CreatePolicy:input_type -> gatehouse.admin.v1.CreatePolicyRequest
+	30, // 58: gatehouse.admin.v1.AdminService.ListPolicies:input_type -> gatehouse.admin.v1.ListPoliciesRequest
+	32, // 59: gatehouse.admin.v1.AdminService.GetPolicy:input_type -> gatehouse.admin.v1.GetPolicyRequest
+	33, // 60: gatehouse.admin.v1.AdminService.UpdatePolicy:input_type -> gatehouse.admin.v1.UpdatePolicyRequest
+	34, // 61: gatehouse.admin.v1.AdminService.DeletePolicy:input_type -> gatehouse.admin.v1.DeletePolicyRequest
+	37, // 62: gatehouse.admin.v1.AdminService.CheckAccess:input_type -> gatehouse.admin.v1.CheckAccessRequest
+	40, // 63: gatehouse.admin.v1.AdminService.ListSigningKeys:input_type -> gatehouse.admin.v1.ListSigningKeysRequest
+	42, // 64: gatehouse.admin.v1.AdminService.RotateSigningKeys:input_type -> gatehouse.admin.v1.RotateSigningKeysRequest
+	44, // 65: gatehouse.admin.v1.AdminService.CreateAdminKey:input_type -> gatehouse.admin.v1.CreateAdminKeyRequest
+	45, // 66: gatehouse.admin.v1.AdminService.ListAdminKeys:input_type -> gatehouse.admin.v1.ListAdminKeysRequest
+	47, // 67: gatehouse.admin.v1.AdminService.RevokeAdminKey:input_type -> gatehouse.admin.v1.RevokeAdminKeyRequest
+	49, // 68: gatehouse.admin.v1.AdminService.ListAuditEvents:input_type -> gatehouse.admin.v1.ListAuditEventsRequest
+	51, // 69: gatehouse.admin.v1.AdminService.Backup:input_type -> gatehouse.admin.v1.BackupRequest
+	0,  // 70: gatehouse.admin.v1.AdminService.CreateServiceToken:output_type -> gatehouse.admin.v1.ServiceToken
+	0,  // 71: gatehouse.admin.v1.AdminService.ImportServiceToken:output_type -> gatehouse.admin.v1.ServiceToken
+	5,  // 72: gatehouse.admin.v1.AdminService.ListServiceTokens:output_type -> gatehouse.admin.v1.ListServiceTokensResponse
+	0,  // 73: gatehouse.admin.v1.AdminService.GetServiceToken:output_type -> gatehouse.admin.v1.ServiceToken
+	0,  // 74: gatehouse.admin.v1.AdminService.UpdateServiceToken:output_type -> gatehouse.admin.v1.ServiceToken
+	0,  // 75: gatehouse.admin.v1.AdminService.RefreshServiceToken:output_type -> gatehouse.admin.v1.ServiceToken
+	0,  // 76: gatehouse.admin.v1.AdminService.RotateServiceToken:output_type -> gatehouse.admin.v1.ServiceToken
+	0,  // 77: gatehouse.admin.v1.AdminService.SetServiceTokenEnabled:output_type -> gatehouse.admin.v1.ServiceToken
+	12, // 78: gatehouse.admin.v1.AdminService.DeleteServiceToken:output_type -> gatehouse.admin.v1.DeleteServiceTokenResponse
+	13, // 79: gatehouse.admin.v1.AdminService.CreateApplication:output_type -> gatehouse.admin.v1.Application
+	16, // 80: gatehouse.admin.v1.AdminService.ListApplications:output_type -> gatehouse.admin.v1.ListApplicationsResponse
+	13, // 81: gatehouse.admin.v1.AdminService.GetApplication:output_type -> gatehouse.admin.v1.Application
+	13, // 82: gatehouse.admin.v1.AdminService.UpdateApplication:output_type -> gatehouse.admin.v1.Application
+	20, // 83: gatehouse.admin.v1.AdminService.DeleteApplication:output_type -> gatehouse.admin.v1.DeleteApplicationResponse
+	13, // 84: gatehouse.admin.v1.AdminService.RevokeApplicationSessions:output_type -> gatehouse.admin.v1.Application
+	28, // 85: gatehouse.admin.v1.AdminService.CreatePolicy:output_type -> gatehouse.admin.v1.Policy
+	31, // 86: gatehouse.admin.v1.AdminService.ListPolicies:output_type -> gatehouse.admin.v1.ListPoliciesResponse
+	28, // 87: gatehouse.admin.v1.AdminService.GetPolicy:output_type -> gatehouse.admin.v1.Policy
+	28, // 88: gatehouse.admin.v1.AdminService.UpdatePolicy:output_type -> gatehouse.admin.v1.Policy
+	35, // 89: gatehouse.admin.v1.AdminService.DeletePolicy:output_type -> gatehouse.admin.v1.DeletePolicyResponse
+	38, // 90: gatehouse.admin.v1.AdminService.CheckAccess:output_type -> gatehouse.admin.v1.CheckAccessResponse
+	41, // 91: gatehouse.admin.v1.AdminService.ListSigningKeys:output_type -> gatehouse.admin.v1.ListSigningKeysResponse
+	41, // 92: gatehouse.admin.v1.AdminService.RotateSigningKeys:output_type -> gatehouse.admin.v1.ListSigningKeysResponse
+	43, // 93: gatehouse.admin.v1.AdminService.CreateAdminKey:output_type -> gatehouse.admin.v1.AdminKey
+	46, // 94: gatehouse.admin.v1.AdminService.ListAdminKeys:output_type -> gatehouse.admin.v1.ListAdminKeysResponse
+	43, // 95: gatehouse.admin.v1.AdminService.RevokeAdminKey:output_type -> gatehouse.admin.v1.AdminKey
+	50, // 96: gatehouse.admin.v1.AdminService.ListAuditEvents:output_type -> gatehouse.admin.v1.ListAuditEventsResponse
+	52, // 97: gatehouse.admin.v1.AdminService.Backup:output_type -> gatehouse.admin.v1.BackupChunk
+	70, // [70:98] is the sub-list for method output_type
+	42, // [42:70] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_admin_v1_admin_proto_init() }

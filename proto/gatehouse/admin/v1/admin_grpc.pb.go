@@ -115,8 +115,10 @@ type AdminServiceClient interface {
 	CheckAccess(ctx context.Context, in *CheckAccessRequest, opts ...grpc.CallOption) (*CheckAccessResponse, error)
 	// ListSigningKeys lists the session-JWT signing keys (public parts only).
 	ListSigningKeys(ctx context.Context, in *ListSigningKeysRequest, opts ...grpc.CallOption) (*ListSigningKeysResponse, error)
-	// RotateSigningKeys adds a new signing key and makes it the active one.
-	// Older keys stay published until every JWT they signed has expired.
+	// RotateSigningKeys adds a new signing key, published at once and signing
+	// ten minutes later (at once with immediate, or when no key signs); the
+	// key signing until then retires at that moment. Older keys stay
+	// published until every JWT they signed has expired.
 	RotateSigningKeys(ctx context.Context, in *RotateSigningKeysRequest, opts ...grpc.CallOption) (*ListSigningKeysResponse, error)
 	// CreateAdminKey returns a new admin key; like a client secret, it is in
 	// this response only.
@@ -480,8 +482,10 @@ type AdminServiceServer interface {
 	CheckAccess(context.Context, *CheckAccessRequest) (*CheckAccessResponse, error)
 	// ListSigningKeys lists the session-JWT signing keys (public parts only).
 	ListSigningKeys(context.Context, *ListSigningKeysRequest) (*ListSigningKeysResponse, error)
-	// RotateSigningKeys adds a new signing key and makes it the active one.
-	// Older keys stay published until every JWT they signed has expired.
+	// RotateSigningKeys adds a new signing key, published at once and signing
+	// ten minutes later (at once with immediate, or when no key signs); the
+	// key signing until then retires at that moment. Older keys stay
+	// published until every JWT they signed has expired.
 	RotateSigningKeys(context.Context, *RotateSigningKeysRequest) (*ListSigningKeysResponse, error)
 	// CreateAdminKey returns a new admin key; like a client secret, it is in
 	// this response only.
