@@ -28,11 +28,15 @@ run: build ## start the server on ./data (bbolt file, generated keys, admin key 
 	./bin/gatehouse serve --data-dir $(DATA_DIR)
 
 .PHONY: test
-test: lint proto-check unit fuzz-short ## everything CI runs: lint, generated-code check, unit+e2e tests with -race, short fuzz
+test: lint proto-check unit allocs fuzz-short ## everything CI runs: lint, generated-code check, unit+e2e tests with -race, allocation budgets, short fuzz
 
 .PHONY: unit
 unit: ## go test -race over every package (includes the end-to-end tests)
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+
+.PHONY: allocs
+allocs: ## the Check path's allocation budgets, without -race (the race detector changes allocation counts, so -race skips them)
+	$(GO) test -count=1 -run 'AllocBudget|DoesNotAllocate' ./authz ./cmd/gatehouse
 
 .PHONY: lint
 lint: ## gofmt, go vet, buf lint
