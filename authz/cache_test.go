@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -14,16 +15,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/tokens"
 )
 
-func mintedCount(s *Server) int {
-	n := 0
-	for i := range s.minted.shards {
-		sh := &s.minted.shards[i]
-		sh.mu.RLock()
-		n += len(sh.m)
-		sh.mu.RUnlock()
-	}
-	return n
-}
+func mintedCount(s *Server) int { return s.minted.len() }
 
 func TestJWTReuse(t *testing.T) {
 	b := newBase(t)
@@ -184,15 +176,63 @@ func TestMintCacheBounded(t *testing.T) {
 	app := &policy.Application{ID: "app", AUD: strings.Repeat("a", 64), SessionDuration: time.Hour}
 	tok := &tokens.ServiceToken{ID: "tok", ClientID: "c", Name: "n", Enabled: true}
 	per := c.perShard
-	for i := range per + 1 {
-		tok.UpdatedAt = t0.Add(time.Duration(i)) // a new key each time, same shard
+	// Tokens whose ids fall in one shard.
+	var ids []string
+	for i := 0; len(ids) < per+1; i++ {
+		if id := fmt.Sprintf("tok-%d", i); shardOf(id)%cacheShards == shardOf("tok")%cacheShards {
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range ids {
+		tok.ID = id
 		if m, r := c.get(ks, testIssuer, tok, app, nil, t0); m == nil {
 			t.Fatalf("mint failed: %s", r)
 		}
 	}
 	sh := &c.shards[shardOf("tok")%cacheShards]
-	if n := len(sh.m); n != 1 {
-		t.Errorf("shard holds %d entries after overflowing its bound %d, want 1 (dropped, then the new one)", n, per)
+	if sh.n != 1 || len(sh.m) != 1 {
+		t.Errorf("shard holds %d entries (%d tokens) after overflowing its bound %d, want 1 (dropped, then the new one)", sh.n, len(sh.m), per)
+	}
+}
+
+// TestMintCacheKeepsOnlyCurrentVersions: a token that changes (rotation,
+// update) leaves one entry per application, not one per version, and
+// ForgetTokens drops a token's entries.
+func TestMintCacheKeepsOnlyCurrentVersions(t *testing.T) {
+	c := newJWTCache()
+	ks := keySet(t, testKey(t, tokens.AlgEdDSA, 0))
+	apps := []*policy.Application{
+		{ID: "app1", AUD: strings.Repeat("a", 64), SessionDuration: time.Hour},
+		{ID: "app2", AUD: strings.Repeat("b", 64), SessionDuration: time.Hour},
+	}
+	tok := &tokens.ServiceToken{ID: "tok", ClientID: "c", Name: "n", Enabled: true}
+	other := &tokens.ServiceToken{ID: "other", ClientID: "d", Name: "o", Enabled: true}
+	for v := range 50 {
+		tok.SecretVersion, tok.UpdatedAt = int64(v), t0.Add(time.Duration(v))
+		for _, app := range apps {
+			if m, r := c.get(ks, testIssuer, tok, app, nil, t0); m == nil {
+				t.Fatalf("mint failed: %s", r)
+			}
+			if m, _ := c.get(ks, testIssuer, other, app, nil, t0); m == nil {
+				t.Fatal("mint failed")
+			}
+		}
+		// The same key again is a hit, not a second entry.
+		a, _ := c.get(ks, testIssuer, tok, apps[0], nil, t0)
+		b, _ := c.get(ks, testIssuer, tok, apps[0], nil, t0)
+		if a != b {
+			t.Fatal("a fresh entry was not reused")
+		}
+	}
+	if n := c.len(); n != 4 {
+		t.Errorf("after 50 versions of a token on 2 applications the cache holds %d entries, want 4", n)
+	}
+	c.forget([]string{"tok", "never-seen"})
+	if n := c.len(); n != 2 {
+		t.Errorf("after forgetting the token the cache holds %d entries, want 2 (the other token's)", n)
+	}
+	if m, _ := c.get(ks, testIssuer, other, apps[1], nil, t0); m == nil || c.len() != 2 {
+		t.Errorf("the other token's entry was lost: %d entries", c.len())
 	}
 }
 
@@ -372,4 +412,68 @@ func jwtKID(t *testing.T, jwt string) string {
 		t.Fatal(err)
 	}
 	return h.KID
+}
+
+// TestForgetTokens: a token's minted JWTs go when it is deleted or changes
+// (ForgetTokens, as serve's view calls it after publishing), and a JWT
+// minted for a version of a token that is no longer published is not kept
+// even when it was minted after the forget (a Check deciding on the old
+// snapshot while the change was published).
+func TestForgetTokens(t *testing.T) {
+	b := newBase(t)
+	wantAllowToken(t, b.check(tokenReq(b.alpha.ClientID, b.alphaSecret)))
+	if n := mintedCount(b.srv); n != 1 {
+		t.Fatalf("%d minted JWTs after one allow, want 1", n)
+	}
+	b.srv.Publish(b.srv.Snapshot().Apply(nil, []string{b.alpha.ID}))
+	b.srv.ForgetTokens([]string{b.alpha.ID})
+	if n := mintedCount(b.srv); n != 0 {
+		t.Fatalf("%d minted JWTs after the token was deleted and forgotten, want 0", n)
+	}
+	// The late Check: alpha as the old snapshot had it.
+	snap := b.srv.Snapshot()
+	app := snap.Engine().Apps()[0].App
+	if m, r := b.srv.minted.get(snap.Keys(), testIssuer, b.alpha, app, nil, b.now()); m == nil {
+		t.Fatalf("mint failed: %s", r)
+	}
+	if n := mintedCount(b.srv); n != 0 {
+		t.Errorf("a JWT minted for a deleted token was kept (%d entries)", n)
+	}
+}
+
+// TestForgetApplications: deleting an application or a policy drops the JWTs
+// minted for it, of every token, and no others; a changed application
+// replaces its token's entry instead of adding one.
+func TestForgetApplications(t *testing.T) {
+	c := newJWTCache()
+	ks := keySet(t, testKey(t, tokens.AlgEdDSA, 0))
+	app1 := &policy.Application{ID: "app1", AUD: strings.Repeat("a", 64), SessionDuration: time.Hour}
+	app2 := &policy.Application{ID: "app2", AUD: strings.Repeat("b", 64), SessionDuration: time.Hour}
+	pol := &policy.Policy{ID: "pol1"}
+	var toks []*tokens.ServiceToken
+	for i := range 10 {
+		tok := &tokens.ServiceToken{ID: fmt.Sprintf("tok-%d", i), ClientID: fmt.Sprintf("c%d", i), Name: "n", Enabled: true}
+		toks = append(toks, tok)
+		c.get(ks, testIssuer, tok, app1, pol, t0)
+		c.get(ks, testIssuer, tok, app2, nil, t0)
+	}
+	if n := c.len(); n != 20 {
+		t.Fatalf("%d entries, want 20", n)
+	}
+	// app2 changes (revoke-sessions, say): re-mints replace, not add.
+	app2.UpdatedAt = t0.Add(time.Second)
+	for _, tok := range toks {
+		c.get(ks, testIssuer, tok, app2, nil, t0)
+	}
+	if n := c.len(); n != 20 {
+		t.Fatalf("%d entries after app2 changed, want 20", n)
+	}
+	c.forgetTargets(nil, []string{"pol1"})
+	if n := c.len(); n != 10 {
+		t.Fatalf("%d entries after pol1 was deleted, want 10", n)
+	}
+	c.forgetTargets([]string{"app2"}, nil)
+	if n := c.len(); n != 0 {
+		t.Fatalf("%d entries after app2 was deleted, want 0", n)
+	}
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,9 +13,11 @@ import (
 
 // Cache sizes. Both caches are sharded; a shard that reaches its share of the
 // bound is emptied (drop-all), which costs at most one re-sign or re-verify
-// per live entry and needs no LRU bookkeeping on the hot path. Entries for
-// replaced tokens, apps, policies or keys are never hit again and go with
-// the next drop.
+// per live entry and needs no LRU bookkeeping on the hot path. Minted JWTs
+// are kept by token: a token's entries for an older version of it are
+// dropped when a JWT for the new one is minted, and all of them when the
+// token changes or is deleted (Server.ForgetTokens), so churn in tokens does
+// not fill the cache with entries that are never hit again.
 const (
 	cacheShards      = 32
 	maxMinted        = 100_000 // (token, app, policy, key) → minted JWT
@@ -54,16 +57,73 @@ const (
 // first use and then shared by every Check that gets this JWT. They are
 // immutable once published (concurrent proto marshalling only reads them).
 type minted struct {
+	key        mintKey
 	jwt        string
 	iat, exp   time.Time
 	reuseUntil time.Time // mint time + half the lifetime
 	resp       [numVariants]atomic.Pointer[preEncoded]
 }
 
+// mintShard holds the minted JWTs of the tokens whose id falls in it, by
+// token id: one entry per (version of the token, application, policy,
+// signing key) in use, so a token's list is short.
 type mintShard struct {
 	mu sync.RWMutex
-	m  map[mintKey]*minted
-	_  [40]byte // keep hot shards on separate cache lines
+	m  map[string][]*minted
+	n  int      // entries in m, all tokens together
+	_  [32]byte // keep hot shards on separate cache lines
+}
+
+// lookup returns the entry for key, or nil. The caller holds mu.
+func (sh *mintShard) lookup(key *mintKey) *minted {
+	for _, e := range sh.m[key.tokenID] {
+		if e.key == *key {
+			return e
+		}
+	}
+	return nil
+}
+
+// store adds e. It drops the token's entries that e supersedes, which can
+// never be hit again: those for other versions of the token (secret version
+// or UpdatedAt), and the one for the same application and policy (same key
+// re-minted, or an older version of the application, policy or signing key).
+// The caller holds mu.
+func (sh *mintShard) store(e *minted, perShard int) {
+	if sh.n >= perShard {
+		clear(sh.m)
+		sh.n = 0
+	}
+	old := sh.m[e.key.tokenID]
+	kept := make([]*minted, 0, len(old)+1)
+	for _, o := range old {
+		sameToken := o.key.secretVersion == e.key.secretVersion && o.key.tokenUpdated == e.key.tokenUpdated
+		sameTarget := o.key.appID == e.key.appID && o.key.policyID == e.key.policyID
+		if sameToken && !sameTarget {
+			kept = append(kept, o)
+		}
+	}
+	sh.m[e.key.tokenID] = append(kept, e)
+	sh.n += len(kept) + 1 - len(old)
+}
+
+// remove drops e if it is still held. The caller holds mu.
+func (sh *mintShard) remove(e *minted) {
+	list := sh.m[e.key.tokenID]
+	if i := slices.Index(list, e); i >= 0 {
+		if len(list) == 1 {
+			delete(sh.m, e.key.tokenID)
+		} else {
+			sh.m[e.key.tokenID] = slices.Delete(slices.Clone(list), i, i+1)
+		}
+		sh.n--
+	}
+}
+
+// forget drops every entry of the token. The caller holds mu.
+func (sh *mintShard) forget(tokenID string) {
+	sh.n -= len(sh.m[tokenID])
+	delete(sh.m, tokenID)
 }
 
 // jwtCache holds minted session JWTs so that Check never signs per request:
@@ -71,14 +131,65 @@ type mintShard struct {
 type jwtCache struct {
 	shards   [cacheShards]mintShard
 	perShard int // bound per shard
+	// current, if set, says whether tok is still the published version of
+	// its token. An entry minted for a token that changed or went away
+	// meanwhile is taken out again: forget may have run before it went in.
+	current func(tok *tokens.ServiceToken) bool
 }
 
 func newJWTCache() *jwtCache {
 	c := &jwtCache{perShard: maxMinted / cacheShards}
 	for i := range c.shards {
-		c.shards[i].m = make(map[mintKey]*minted)
+		c.shards[i].m = make(map[string][]*minted)
 	}
 	return c
+}
+
+// forget drops the minted JWTs of these tokens.
+func (c *jwtCache) forget(tokenIDs []string) {
+	for _, id := range tokenIDs {
+		sh := &c.shards[shardOf(id)%cacheShards]
+		sh.mu.Lock()
+		sh.forget(id)
+		sh.mu.Unlock()
+	}
+}
+
+// forgetTargets drops the minted JWTs for these applications and policies,
+// of every token: a scan of the whole cache, for the rare deletion of an
+// application or policy.
+func (c *jwtCache) forgetTargets(appIDs, policyIDs []string) {
+	if len(appIDs) == 0 && len(policyIDs) == 0 {
+		return
+	}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		for tokenID, list := range sh.m {
+			kept := slices.DeleteFunc(slices.Clone(list), func(e *minted) bool {
+				return slices.Contains(appIDs, e.key.appID) || (e.key.policyID != "" && slices.Contains(policyIDs, e.key.policyID))
+			})
+			sh.n -= len(list) - len(kept)
+			if len(kept) == 0 {
+				delete(sh.m, tokenID)
+			} else if len(kept) != len(list) {
+				sh.m[tokenID] = kept
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// len is the number of minted JWTs held.
+func (c *jwtCache) len() int {
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		n += sh.n
+		sh.mu.RUnlock()
+	}
+	return n
 }
 
 // sessionDuration is the JWT lifetime for an allow by pol on app: the
@@ -126,7 +237,7 @@ func (c *jwtCache) get(keys *tokens.KeySet, issuer string, tok *tokens.ServiceTo
 	key := keyFor(tok, app, pol, active.KID)
 	sh := &c.shards[shardOf(tok.ID)%cacheShards]
 	sh.mu.RLock()
-	e := sh.m[key]
+	e := sh.lookup(&key)
 	sh.mu.RUnlock()
 	if e != nil && now.Before(e.reuseUntil) && e.iat.After(app.SessionsRevokedAt) {
 		return e, ReasonNone
@@ -135,12 +246,16 @@ func (c *jwtCache) get(keys *tokens.KeySet, issuer string, tok *tokens.ServiceTo
 	if e == nil {
 		return nil, reason
 	}
+	e.key = key
 	sh.mu.Lock()
-	if len(sh.m) >= c.perShard {
-		clear(sh.m)
-	}
-	sh.m[key] = e
+	sh.store(e, c.perShard)
 	sh.mu.Unlock()
+	if c.current != nil && !c.current(tok) {
+		// Still good for this Check, which decided on the version it saw.
+		sh.mu.Lock()
+		sh.remove(e)
+		sh.mu.Unlock()
+	}
 	return e, ReasonNone
 }
 

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/tokens"
 )
 
 // Config is the ext_authz server's process configuration. Served data
@@ -112,6 +113,9 @@ func NewServer(cfg Config, initial *Snapshot) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.minted.current = func(tok *tokens.ServiceToken) bool {
+		return s.snap.Load().TokenByID(tok.ID) == tok
+	}
 	if initial == nil {
 		initial = NewSnapshot(nil, nil, nil)
 	}
@@ -161,6 +165,21 @@ func (s *Server) Publish(snap *Snapshot) {
 	if snap != nil {
 		s.snap.Store(snap)
 	}
+}
+
+// ForgetTokens drops what the server caches for these service tokens (the
+// session JWTs minted for them and the responses built around them). Call it
+// after publishing a snapshot in which they changed or were deleted: their
+// cached entries would never be hit again and would otherwise stay until
+// their shard of the cache next fills. Correctness does not depend on it:
+// cache entries are keyed by the token's version.
+func (s *Server) ForgetTokens(ids []string) { s.minted.forget(ids) }
+
+// ForgetApplications is ForgetTokens for deleted applications and policies:
+// it drops the session JWTs minted for them, of every token. It scans the
+// whole cache, which is fine for a deletion, not for every request.
+func (s *Server) ForgetApplications(appIDs, policyIDs []string) {
+	s.minted.forgetTargets(appIDs, policyIDs)
 }
 
 // Snapshot returns the published state.

@@ -195,7 +195,12 @@ func startServer(cfg serveConfig, logger *slog.Logger, now func() time.Time) (_ 
 		return nil, err
 	}
 	s.authz = authz.NewServer(authzCfg, s.view.current())
-	s.view.setPublish(s.authz.Publish)
+	s.view.setSink(viewSink{
+		publish:            s.authz.Publish,
+		forgetTokens:       s.authz.ForgetTokens,
+		forgetApplications: s.authz.ForgetApplications,
+		appsChanged:        s.metrics.pruneApps,
+	})
 
 	s.admin = admin.New(admin.Config{
 		Store:     s.db,

@@ -66,6 +66,18 @@ type checkKey struct {
 	dryRun bool
 }
 
+// labels are k's decision and mode label values.
+func (k checkKey) labels() (decision, mode string) {
+	decision, mode = "deny", "enforce"
+	if k.reason.Allowed() {
+		decision = "allow"
+	}
+	if k.dryRun {
+		mode = "dry_run"
+	}
+	return decision, mode
+}
+
 var _ authz.Observer = (*metrics)(nil)
 
 // newMetrics registers the process-wide metrics. The state gauges (tokens,
@@ -130,18 +142,44 @@ func (m *metrics) checkCounter(k checkKey) prometheus.Counter {
 	if c, ok := cur[k]; ok {
 		return c
 	}
-	decision, mode := "deny", "enforce"
-	if k.reason.Allowed() {
-		decision = "allow"
-	}
-	if k.dryRun {
-		mode = "dry_run"
-	}
+	decision, mode := k.labels()
 	c := m.checks.WithLabelValues(k.app, decision, k.reason.String(), mode)
 	next := maps.Clone(cur)
 	next[k] = c
 	m.checkCounters.Store(&next)
 	return c
+}
+
+// pruneApps removes the gatehouse_checks_total series of applications that
+// no longer exist (deleted, or renamed: a renamed application's series
+// carry its new name), so that creating and deleting applications does not
+// grow the metrics without bound. A Check that was deciding on the old
+// snapshot when the application went may bring one of its series back; the
+// next change to applications removes it again.
+func (m *metrics) pruneApps(live map[string]bool) {
+	m.checkMu.Lock()
+	defer m.checkMu.Unlock()
+	cur := *m.checkCounters.Load()
+	var next map[checkKey]prometheus.Counter
+	for k := range cur {
+		if k.app == "" || live[k.app] {
+			continue
+		}
+		if next == nil {
+			next = maps.Clone(cur)
+		}
+		delete(next, k)
+	}
+	if next == nil {
+		return
+	}
+	m.checkCounters.Store(&next)
+	for k := range cur {
+		if _, kept := next[k]; !kept {
+			decision, mode := k.labels()
+			m.checks.DeleteLabelValues(k.app, decision, k.reason.String(), mode)
+		}
+	}
 }
 
 // flushed records a successful last-seen flush.

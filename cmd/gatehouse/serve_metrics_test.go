@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -263,6 +264,57 @@ func TestMetricsCheckSeriesAreBounded(t *testing.T) {
 	sort.Strings(got)
 	if len(got) != 1 || !strings.Contains(got[0], `value:"no_application"`) {
 		t.Fatalf("series:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// TestMetricsForgetDeletedApplications: an application's check series go
+// when it is deleted or renamed, so creating and deleting applications does
+// not grow /metrics without bound; the other applications' series stay.
+func TestMetricsForgetDeletedApplications(t *testing.T) {
+	p := startInProcess(t, nil)
+	admin, actx := p.adminClient(t)
+	c := authv3.NewAuthorizationClient(dial(t, p.authzAddr))
+	var apps []*adminv1.Application
+	for _, name := range []string{"keep", "doomed", "renamed"} {
+		app, err := admin.CreateApplication(actx, &adminv1.CreateApplicationRequest{Name: name, Domains: []string{name + ".test"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		apps = append(apps, app)
+		if _, err := c.Check(context.Background(), checkReq(name+".test", "/")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appSeries := func() []string {
+		var got []string
+		for _, m := range scrape(t, p)["gatehouse_checks_total"].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "application" {
+					got = append(got, l.GetValue())
+				}
+			}
+		}
+		sort.Strings(got)
+		return got
+	}
+	if got := appSeries(); !slices.Equal(got, []string{"doomed", "keep", "renamed"}) {
+		t.Fatalf("series for applications %v", got)
+	}
+	if _, err := admin.DeleteApplication(actx, &adminv1.DeleteApplicationRequest{Id: apps[1].GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	newName := "now-called"
+	if _, err := admin.UpdateApplication(actx, &adminv1.UpdateApplicationRequest{Id: apps[2].GetId(), Name: &newName}); err != nil {
+		t.Fatal(err)
+	}
+	if got := appSeries(); !slices.Equal(got, []string{"keep"}) {
+		t.Fatalf("after deleting one application and renaming another, series for %v, want [keep]", got)
+	}
+	if _, err := c.Check(context.Background(), checkReq("renamed.test", "/")); err != nil {
+		t.Fatal(err)
+	}
+	if got := appSeries(); !slices.Equal(got, []string{"keep", "now-called"}) {
+		t.Fatalf("series for %v, want [keep now-called]", got)
 	}
 }
 

@@ -17,15 +17,29 @@ import (
 // copied; the policy engine is recompiled when applications or policies
 // change, which is O(applications + policies)) and publishes it.
 type view struct {
-	mu      sync.Mutex
-	db      *store.DB
-	master  []byte
-	log     *slog.Logger
-	rev     uint64
-	apps    map[string]*policy.Application
-	pols    map[string]*policy.Policy
-	snap    *authz.Snapshot
+	mu     sync.Mutex
+	db     *store.DB
+	master []byte
+	log    *slog.Logger
+	rev    uint64
+	apps   map[string]*policy.Application
+	pols   map[string]*policy.Policy
+	snap   *authz.Snapshot
+	out    viewSink
+}
+
+// viewSink is where the view sends what changed: the snapshot to publish,
+// then the state kept beside it per token and per application to prune.
+type viewSink struct {
 	publish func(*authz.Snapshot)
+	// forgetTokens is told the tokens changed or deleted, and
+	// forgetApplications the applications and policies deleted, after the
+	// snapshot without them is published.
+	forgetTokens       func(ids []string)
+	forgetApplications func(appIDs, policyIDs []string)
+	// appsChanged is told the names of every application after a change
+	// to applications.
+	appsChanged func(names map[string]bool)
 }
 
 // loadView loads the whole store and subscribes to its changes in one step,
@@ -61,13 +75,25 @@ func loadView(db *store.DB, master []byte, logger *slog.Logger) (*view, error) {
 	return v, nil
 }
 
-// setPublish sets where apply publishes new snapshots, and publishes the
-// current one there, so nothing applied before the call is lost.
-func (v *view) setPublish(fn func(*authz.Snapshot)) {
+// setSink sets where apply sends changes, and publishes the current
+// snapshot there, so nothing applied before the call is lost.
+func (v *view) setSink(out viewSink) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.publish = fn
-	fn(v.snap)
+	v.out = out
+	out.publish(v.snap)
+	if out.appsChanged != nil {
+		out.appsChanged(v.appNames())
+	}
+}
+
+// appNames is the set of application names. The caller holds mu.
+func (v *view) appNames() map[string]bool {
+	names := make(map[string]bool, len(v.apps))
+	for _, a := range v.apps {
+		names[a.Name] = true
+	}
+	return names
 }
 
 func (v *view) current() *authz.Snapshot {
@@ -140,11 +166,26 @@ func (v *view) apply(c store.Change) {
 			v.log.Error("cannot reload signing keys; keeping the previous ones", "rev", c.Rev, "err", err)
 		}
 	}
-	if snap != v.snap {
-		v.snap = snap
-		if v.publish != nil {
-			v.publish(snap)
+	if snap == v.snap {
+		return
+	}
+	v.snap = snap
+	if v.out.publish == nil {
+		return
+	}
+	v.out.publish(snap)
+	if n := len(c.Tokens) + len(c.DeletedTokens); n > 0 && v.out.forgetTokens != nil {
+		ids := make([]string, 0, n)
+		for _, t := range c.Tokens {
+			ids = append(ids, t.ID)
 		}
+		v.out.forgetTokens(append(ids, c.DeletedTokens...))
+	}
+	if (len(c.DeletedApps) > 0 || len(c.DeletedPolicies) > 0) && v.out.forgetApplications != nil {
+		v.out.forgetApplications(c.DeletedApps, c.DeletedPolicies)
+	}
+	if (len(c.Apps) > 0 || len(c.DeletedApps) > 0) && v.out.appsChanged != nil {
+		v.out.appsChanged(v.appNames())
 	}
 }
 
