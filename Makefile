@@ -11,6 +11,7 @@ GO        ?= go
 export GOFLAGS += -tags=vtprotobuf
 DATA_DIR  ?= ./data
 FUZZTIME  ?= 5s
+SOAKTIME  ?= 5m
 BENCHTIME ?= 1s
 PKGS      := ./...
 
@@ -64,6 +65,10 @@ fuzz: ## run every fuzz target for FUZZTIME=2m each
 .PHONY: bench
 bench: ## micro-benchmarks (secret verification, lookups, Check, store batching)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./tokens ./policy ./store ./authz ./admin
+
+.PHONY: soak
+soak: ## Checks at concurrency 64 for SOAKTIME (default 5m) while tokens and applications churn; `make test` runs a 3s version
+	$(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./cmd/gatehouse -soak $(SOAKTIME)
 
 .PHONY: bench-load
 bench-load: ## side-by-side load benchmark vs the floor server, 1k and 1M tokens (~30 min; see docs/performance.md)

@@ -43,6 +43,14 @@ type inProcess struct {
 // given changes to the configuration; it is shut down when the test ends.
 func startInProcess(t *testing.T, now func() time.Time, mods ...func(*serveConfig)) *inProcess {
 	t.Helper()
+	logs := &syncBuffer{}
+	return &inProcess{server: startInProcessLogging(t, logs, now, mods...), logs: logs}
+}
+
+// startInProcessLogging is startInProcess with the server's log written to
+// w.
+func startInProcessLogging(t *testing.T, w io.Writer, now func() time.Time, mods ...func(*serveConfig)) *server {
+	t.Helper()
 	cfg := defaultServeConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.AuthzAddr, cfg.AdminAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
@@ -57,13 +65,12 @@ func startInProcess(t *testing.T, now func() time.Time, mods ...func(*serveConfi
 	if now == nil {
 		now = time.Now
 	}
-	logs := &syncBuffer{}
-	s, err := startServer(cfg, newLogger(logs, "info", "json"), now)
+	s, err := startServer(cfg, newLogger(w, "info", "json"), now)
 	if err != nil {
 		t.Fatalf("startServer: %v", err)
 	}
 	t.Cleanup(func() { s.shutdown() })
-	return &inProcess{server: s, logs: logs}
+	return s
 }
 
 // dial opens a loopback gRPC client connection.
