@@ -919,10 +919,8 @@ func TestHostileIdentitylessAllowStripsCustomCredentialHeader(t *testing.T) {
 				t.Fatalf("headers_to_remove = %v: the standard secret or the assertion is not removed", rm)
 			}
 			if !containsFold(rm, "x-gatehouse-credentials") {
-				t.Skip("BUG: on an identity-less allow (bypass, or a deny in dry run) the application's " +
-					"service_token_header, which carries the client secret, is not in headers_to_remove, so the " +
-					"upstream sees the secret; plainResponse uses okStrip, which only removes cf-access-client-secret " +
-					"and cf-access-jwt-assertion (authz/response.go)")
+				t.Fatalf("headers_to_remove = %v: the application's service_token_header, which carries the "+
+					"client secret, would reach the upstream", rm)
 			}
 		})
 	}

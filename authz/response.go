@@ -1,7 +1,11 @@
 package authz
 
 import (
+	"maps"
 	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -134,6 +138,40 @@ func tokenResponse(m *minted, d *decision) *preEncoded {
 	return slot.Load()
 }
 
+// okStrips holds okStrip extended with an application's service token
+// header, by header name: that header carries a client secret (in its JSON)
+// and must not reach the upstream either. Copy-on-write; there are as many
+// entries as distinct header names configured, so it is never pruned.
+var (
+	okStrips   atomic.Pointer[map[string]*authv3.CheckResponse_OkResponse]
+	okStripsMu sync.Mutex
+)
+
+func okStripWith(header string) *authv3.CheckResponse_OkResponse {
+	if m := okStrips.Load(); m != nil {
+		if r, ok := (*m)[header]; ok {
+			return r
+		}
+	}
+	okStripsMu.Lock()
+	defer okStripsMu.Unlock()
+	var next map[string]*authv3.CheckResponse_OkResponse
+	if m := okStrips.Load(); m != nil {
+		if r, ok := (*m)[header]; ok {
+			return r
+		}
+		next = maps.Clone(*m)
+	} else {
+		next = make(map[string]*authv3.CheckResponse_OkResponse, 1)
+	}
+	r := &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+		HeadersToRemove: append(slices.Clone(okStrip.OkResponse.HeadersToRemove), header),
+	}}
+	next[header] = r
+	okStrips.Store(&next)
+	return r
+}
+
 // preEncoded is a response that will be sent many times, with its wire
 // encoding made once. It is a proto.Message (the embedded response's
 // methods); Codec sends wire as it is.
@@ -158,6 +196,9 @@ func plainResponse(d *decision) *authv3.CheckResponse {
 	if d.allowed() || d.dryRun {
 		resp.Status = statusOK
 		resp.HttpResponse = okStrip
+		if d.app != nil && d.app.App.ServiceTokenHeader != "" {
+			resp.HttpResponse = okStripWith(d.app.App.ServiceTokenHeader)
+		}
 		return resp
 	}
 	resp.Status = statuses[d.reason]
