@@ -3,6 +3,8 @@ package authz
 import (
 	"net/netip"
 	"testing"
+
+	"google.golang.org/grpc/codes"
 )
 
 func TestParseCredentialJSON(t *testing.T) {
@@ -204,5 +206,45 @@ func TestReasons(t *testing.T) {
 	}
 	if Reason(200).String() != "unknown" {
 		t.Error("out-of-range reason has a name")
+	}
+}
+
+// TestReasonStatuses pins every reason's HTTP status and gRPC code, written
+// out rather than derived: 401 when the request's credential is missing or
+// not good, 403 when a good identity (or none needed) is refused by the
+// application's policies or no application, 400 for a request gatehouse
+// will not interpret, 503 when it cannot mint a JWT. A reason moved between
+// 401 and 403 changes what clients and dashboards see, so it must be a
+// deliberate edit here.
+func TestReasonStatuses(t *testing.T) {
+	want := map[Reason]int{
+		ReasonAllowedByPolicy: 200, ReasonBypass: 200, ReasonUnmatchedAllowed: 200,
+		ReasonMalformedRequest: 400, ReasonAmbiguousPath: 400,
+		ReasonUnknownApplication: 403, ReasonNoApplication: 403, ReasonDeniedByPolicy: 403, ReasonNoPolicyMatched: 403,
+		ReasonMissingCredentials: 401, ReasonIncompleteCredentials: 401, ReasonDuplicateCredentials: 401,
+		ReasonConflictingCredentials: 401, ReasonMalformedCredentialHeader: 401, ReasonDuplicateCookie: 401,
+		ReasonMalformedSecret: 401, ReasonUnknownClientID: 401, ReasonWrongSecret: 401, ReasonTokenExpired: 401,
+		ReasonTokenDisabled: 401, ReasonJWTMalformed: 401, ReasonJWTUnknownKID: 401, ReasonJWTAlgorithm: 401,
+		ReasonJWTSignature: 401, ReasonJWTExpired: 401, ReasonJWTNotYetValid: 401, ReasonJWTIssuer: 401,
+		ReasonJWTClaims: 401, ReasonJWTWrongAudience: 401, ReasonSessionRevoked: 401, ReasonTokenRevoked: 401,
+		ReasonNoSigningKey: 503, ReasonInternalError: 500,
+	}
+	codeOf := map[int]codes.Code{200: codes.OK, 400: codes.InvalidArgument, 401: codes.Unauthenticated,
+		403: codes.PermissionDenied, 500: codes.Internal, 503: codes.Unavailable}
+	for r := ReasonNone + 1; r < numReasons; r++ {
+		status, ok := want[r]
+		if !ok {
+			t.Errorf("%s: no expected status in this table", r)
+			continue
+		}
+		if got := r.HTTPStatus(); got != status {
+			t.Errorf("%s: HTTP status %d, want %d", r, got, status)
+		}
+		if got := r.Code(); got != codeOf[status] {
+			t.Errorf("%s: gRPC code %v, want %v", r, got, codeOf[status])
+		}
+		if d := denied[r]; !r.Allowed() && int(d.DeniedResponse.GetStatus().GetCode()) != status {
+			t.Errorf("%s: prebuilt deny has status %d, want %d", r, d.DeniedResponse.GetStatus().GetCode(), status)
+		}
 	}
 }

@@ -60,6 +60,7 @@ func (s *session) printCheck(r *adminv1.CheckAccessResponse) error {
 		{"reason", orDash(r.GetReason())},
 		{"application", named(r.GetApplicationName(), r.GetApplicationId())},
 		{"policy", policy},
+		{"rule", orDash(r.GetRule())},
 		{"token", named(r.GetTokenName(), r.GetTokenId())},
 	}
 	if r.GetDryRun() {
@@ -74,7 +75,8 @@ func checkCommands() []*command {
 		summary: "ask what gatehouse would decide for a request, and why",
 		help: `Asks the server what its authorizer would decide for a request described by
 the flags, and why: the decision (allow or deny), the HTTP status Envoy would
-return, the reason, and the application, policy and service token involved.
+return, the reason, and the application, policy (and its include rule that
+matched) and service token involved.
 Nothing is recorded: no last-seen time, no session JWT.
 
 The exit status is 0 whatever the decision, since this is a question; read

@@ -12,7 +12,7 @@ import (
 func TestCheck(t *testing.T) {
 	f := startFake(t)
 	deny := &adminv1.CheckAccessResponse{
-		Decision: "deny", HttpStatus: 403, Reason: "token_disabled",
+		Decision: "deny", HttpStatus: 401, Reason: "token_disabled",
 		ApplicationId: appID, ApplicationName: "internal-api", TokenId: tokID, TokenName: "ci-deploy",
 	}
 	on(f, "CheckAccess", func(*adminv1.CheckAccessRequest) (*adminv1.CheckAccessResponse, error) { return deny, nil })
@@ -29,7 +29,7 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("request = %v, want %v", req, want)
 	}
 	// A deny is an answer, not a failure: exit 0.
-	for _, w := range []string{"decision:", "deny", "http status:", "403", "reason:", "token_disabled",
+	for _, w := range []string{"decision:", "deny", "http status:", "401", "reason:", "token_disabled",
 		"application:", "internal-api (" + appID + ")", "policy:", "token:", "ci-deploy (" + tokID + ")"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("stdout does not contain %q:\n%s", w, r.stdout)
@@ -46,7 +46,7 @@ func TestCheck(t *testing.T) {
 	}
 
 	// The secret from stdin, never from argv, and never printed.
-	allow := &adminv1.CheckAccessResponse{Decision: "allow", HttpStatus: 200, PolicyId: polID, PolicyName: "ci", PolicyDecision: "non_identity", DryRun: true}
+	allow := &adminv1.CheckAccessResponse{Decision: "allow", HttpStatus: 200, PolicyId: polID, PolicyName: "ci", PolicyDecision: "non_identity", Rule: "include[0] service_token", DryRun: true}
 	on(f, "CheckAccess", func(*adminv1.CheckAccessRequest) (*adminv1.CheckAccessResponse, error) { return allow, nil })
 	r = f.run(t, tokSecret+"\n", "check", "--host", "h", "--client-id", tokCID, "--client-secret-stdin").ok(t)
 	req := lastReq[*adminv1.CheckAccessRequest](t, f, "CheckAccess")
@@ -57,7 +57,7 @@ func TestCheck(t *testing.T) {
 	if strings.Contains(r.stdout+r.stderr, tokSecret) {
 		t.Fatalf("secret printed: %s", r.stdout)
 	}
-	for _, w := range []string{"ci (" + polID + "), decision non_identity", "dry run:", "token:", "-"} {
+	for _, w := range []string{"ci (" + polID + "), decision non_identity", "rule:", "include[0] service_token", "dry run:", "token:", "-"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("stdout does not contain %q:\n%s", w, r.stdout)
 		}

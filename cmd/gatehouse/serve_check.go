@@ -39,6 +39,7 @@ func (a checkAccessAdapter) CheckAccess(ctx context.Context, in *adminv1.CheckAc
 		PolicyId:        v.PolicyID,
 		PolicyName:      v.PolicyName,
 		PolicyDecision:  v.PolicyDecision,
+		Rule:            v.Rule,
 		TokenId:         v.TokenID,
 		TokenName:       v.TokenName,
 		DryRun:          v.DryRun,

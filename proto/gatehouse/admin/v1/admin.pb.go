@@ -2521,7 +2521,10 @@ type CheckAccessResponse struct {
 	TokenName      string `protobuf:"bytes,10,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
 	// dry_run is true when the application is in dry-run mode: Envoy is told
 	// to allow whatever the decision.
-	DryRun        bool `protobuf:"varint,11,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	DryRun bool `protobuf:"varint,11,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// rule is the matching policy's include rule that matched, e.g.
+	// "include[0] service_token" (empty when no policy matched).
+	Rule          string `protobuf:"bytes,12,opt,name=rule,proto3" json:"rule,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2631,6 +2634,13 @@ func (x *CheckAccessResponse) GetDryRun() bool {
 		return x.DryRun
 	}
 	return false
+}
+
+func (x *CheckAccessResponse) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
 }
 
 type SigningKey struct {
@@ -3596,7 +3606,7 @@ const file_gatehouse_admin_v1_admin_proto_rawDesc = "" +
 	"\aheaders\x18\x04 \x03(\v2\x1a.gatehouse.admin.v1.HeaderR\aheaders\x12\x1b\n" +
 	"\tsource_ip\x18\x05 \x01(\tR\bsourceIp\x12\x1c\n" +
 	"\tprincipal\x18\x06 \x01(\tR\tprincipal\x12 \n" +
-	"\vapplication\x18\a \x01(\tR\vapplication\"\xf6\x02\n" +
+	"\vapplication\x18\a \x01(\tR\vapplication\"\x8a\x03\n" +
 	"\x13CheckAccessResponse\x12\x1a\n" +
 	"\bdecision\x18\x01 \x01(\tR\bdecision\x12\x1f\n" +
 	"\vhttp_status\x18\x02 \x01(\x05R\n" +
@@ -3612,7 +3622,8 @@ const file_gatehouse_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"token_name\x18\n" +
 	" \x01(\tR\ttokenName\x12\x17\n" +
-	"\adry_run\x18\v \x01(\bR\x06dryRun\"\xba\x02\n" +
+	"\adry_run\x18\v \x01(\bR\x06dryRun\x12\x12\n" +
+	"\x04rule\x18\f \x01(\tR\x04rule\"\xba\x02\n" +
 	"\n" +
 	"SigningKey\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
