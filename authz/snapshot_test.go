@@ -126,3 +126,30 @@ func BenchmarkSnapshotApplyOne(b *testing.B) {
 		s.Apply(one, nil)
 	}
 }
+
+// BenchmarkTokenByClientID: the lookup a service-token Check makes, in a
+// 100k-token snapshot, for a hit and for an unknown client id (the two
+// must cost alike: see also BenchmarkDenyUnknownClientID).
+func BenchmarkTokenByClientID(b *testing.B) {
+	toks := mkTokens(b, 100_000)
+	s := NewSnapshot(toks, nil, nil)
+	b.Run("hit", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if s.TokenByClientID(toks[i%len(toks)].ClientID) == nil {
+				b.Fatal("miss")
+			}
+			i += 7919
+		}
+	})
+	b.Run("unknown", func(b *testing.B) {
+		const unknown = "ffffffffffffffffffffffffffffffff.access"
+		b.ReportAllocs()
+		for b.Loop() {
+			if s.TokenByClientID(unknown) != nil {
+				b.Fatal("hit")
+			}
+		}
+	})
+}
