@@ -430,6 +430,17 @@ func (db *DB) Load() (*State, error) {
 	return st, nil
 }
 
+// SigningKeys reads the sealed signing keys in a read transaction.
+func (db *DB) SigningKeys() ([]*tokens.SealedKey, error) {
+	var keys []*tokens.SealedKey
+	err := db.View(func(tx *Tx) error {
+		var err error
+		keys, err = tx.SigningKeys()
+		return err
+	})
+	return keys, err
+}
+
 // LoadAndSubscribe loads the state and subscribes fn to every change after
 // it, atomically: fn sees exactly the changes with Rev > State.Rev.
 func (db *DB) LoadAndSubscribe(fn func(Change)) (*State, error) {

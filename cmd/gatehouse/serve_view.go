@@ -18,7 +18,7 @@ import (
 // change, which is O(applications + policies)) and publishes it.
 type view struct {
 	mu     sync.Mutex
-	db     *store.DB
+	db     viewStore
 	master []byte
 	log    *slog.Logger
 	rev    uint64
@@ -42,9 +42,18 @@ type viewSink struct {
 	appsChanged func(names map[string]bool)
 }
 
+// viewStore is all the view needs of the store: the whole state and the
+// ordered changes after it, and the sealed signing keys when a change says
+// they changed. *store.DB implements it; so would a replicated backend (etcd,
+// whose storage engine is bbolt too), without touching the request path.
+type viewStore interface {
+	LoadAndSubscribe(fn func(store.Change)) (*store.State, error)
+	SigningKeys() ([]*tokens.SealedKey, error)
+}
+
 // loadView loads the whole store and subscribes to its changes in one step,
 // so no change between the two is missed.
-func loadView(db *store.DB, master []byte, logger *slog.Logger) (*view, error) {
+func loadView(db viewStore, master []byte, logger *slog.Logger) (*view, error) {
 	v := &view{db: db, master: master, log: logger}
 	// apply may run as soon as LoadAndSubscribe returns; v.mu orders it
 	// after the initial state is in place.
@@ -150,12 +159,7 @@ func (v *view) apply(c store.Change) {
 		}
 	}
 	if c.SigningKeysChanged {
-		var sealed []*tokens.SealedKey
-		err := v.db.View(func(tx *store.Tx) error {
-			var err error
-			sealed, err = tx.SigningKeys()
-			return err
-		})
+		sealed, err := v.db.SigningKeys()
 		if err == nil {
 			var ks *tokens.KeySet
 			if ks, err = openKeySet(sealed, v.master); err == nil {
