@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	adminv1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/admin/v1"
 )
@@ -73,6 +75,43 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 			failures = append(failures, fmt.Sprintf(format, args...))
 		}
 	}
+	// Stubborn clients ignore health and keep sending, as a client with a
+	// stale endpoint list would: through the drain delay they must still be
+	// answered, and once the listeners close they may only be refused
+	// (Unavailable), never answered wrongly.
+	var (
+		stubbornOK, stubbornOKAfterSignal atomic.Int64
+		stubbornFirstErr                  atomic.Int64 // Unix ns of the first refused Check
+		signalledAt                       atomic.Int64 // Unix ns of SIGTERM
+	)
+	for w := range 4 {
+		tok := toks[w%len(toks)]
+		req := checkRequest("drain.test", "/", map[string]string{
+			"cf-access-client-id": tok.GetClientId(), "cf-access-client-secret": tok.GetClientSecret(),
+		})
+		load.Go(func() {
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				resp, err := client.Check(ctx, req)
+				cancel()
+				if err != nil {
+					if status.Code(err) != codes.Unavailable {
+						fail("stubborn client: Check failed with %v, want only Unavailable once the listener closes", err)
+					}
+					stubbornFirstErr.CompareAndSwap(0, time.Now().UnixNano())
+					return
+				}
+				if resp.GetStatus().GetCode() != int32(codes.OK) {
+					fail("stubborn client: Check denied during the drain: %s", resp.GetDeniedResponse().GetBody())
+					return
+				}
+				stubbornOK.Add(1)
+				if at := signalledAt.Load(); at != 0 && stop.Load() {
+					stubbornOKAfterSignal.Add(1)
+				}
+			}
+		})
+	}
 	for w := range 8 {
 		tok := toks[w%len(toks)]
 		req := checkRequest("drain.test", "/", map[string]string{
@@ -109,6 +148,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	signalled := time.Now()
+	signalledAt.Store(signalled.UnixNano())
 	for !stop.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
@@ -143,6 +183,16 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	if n := allowed.Load(); n < 200 {
 		t.Fatalf("only %d Checks allowed", n)
 	}
+	// The drain delay (1s) kept answering after health went NOT_SERVING,
+	// and nothing was refused before it was over.
+	if n := stubbornOKAfterSignal.Load(); n == 0 {
+		t.Error("no Check was answered between NOT_SERVING and the end of the drain delay")
+	}
+	if first := stubbornFirstErr.Load(); first == 0 {
+		t.Error("stubborn clients were never refused: did the listener close?")
+	} else if d := time.Duration(first - signalled.UnixNano()); d < 900*time.Millisecond {
+		t.Errorf("a Check was refused %v after SIGTERM, before the 1s drain delay was over", d)
+	}
 
 	again := startServe(t, bin, dataDir)
 	admin, actx = again.adminClient(t)
@@ -155,5 +205,37 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 			t.Errorf("token %s: last_seen_at was not flushed on shutdown", tok.GetName())
 		}
 	}
-	t.Logf("%d Checks allowed, none failed, across SIGTERM", allowed.Load())
+	t.Logf("%d Checks allowed, none failed, across SIGTERM; stubborn clients: %d answered, %d of them after NOT_SERVING",
+		allowed.Load(), stubbornOK.Load(), stubbornOKAfterSignal.Load())
+}
+
+// TestSecondSignalExitsAtOnce: a second SIGTERM during a long drain exits
+// at once with status 1 and says so.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	bin, _ := binaries(t)
+	srv := startServe(t, bin, t.TempDir(), "--drain-delay", "1m")
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(srv.logs.String(), "shutting down: draining") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drain after SIGTERM:\n%s", srv.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-srv.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10s after the second SIGTERM (drain delay 1m):\n%s", srv.logs.String())
+	}
+	if code := srv.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit status %d after a second signal, want 1", code)
+	}
+	if !strings.Contains(srv.logs.String(), "second signal: exiting without draining") {
+		t.Errorf("no log line for the second signal:\n%s", srv.logs.String())
+	}
 }

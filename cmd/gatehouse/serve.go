@@ -55,7 +55,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 
-	ctx, stop := signalContext(ctx, logger)
+	// Signals are this function's to handle (a first one drains, a second
+	// exits at once): main's own signal context would end ctx on the same
+	// first signal, racing with that, so only ctx's values are kept.
+	ctx, stop := signalContext(context.WithoutCancel(ctx), logger)
 	defer stop()
 
 	s, err := startServer(cfg, logger, time.Now)
