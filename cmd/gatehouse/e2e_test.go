@@ -26,10 +26,15 @@ import (
 // envoyStandIn stands in for Envoy's HTTP ext_authz filter, because no
 // Envoy binary can run where these tests run. It does what
 // docs/envoy.md (and Envoy's source) say the filter does:
+//   - routes as envoy.yaml does: /healthz answered directly (ext_authz
+//     disabled on the route), /demo... with context_extensions naming the
+//     application, everything else by host and path;
 //   - builds the CheckRequest as the HTTP/1 codec and the connection manager
 //     leave the request: lower-case header names, repeated headers joined
 //     with "," (no space), :authority/:path/:method/:scheme pseudo-headers,
-//     x-request-id and x-forwarded-proto added, the TCP peer as source;
+//     x-request-id and x-forwarded-proto added, and, as use_remote_address:
+//     true does, the TCP peer appended to x-forwarded-for and set as
+//     x-envoy-external-address; the TCP peer as source;
 //   - calls Check with a deadline (grpc_service.timeout) and, like
 //     envoy.yaml's failure_mode_allow: false + status_on_error 503, answers
 //     503 when the call fails;
@@ -46,15 +51,32 @@ type envoyStandIn struct {
 	t        *testing.T
 	authz    authv3.AuthorizationClient
 	routes   []standInRoute
-	timeout  time.Duration
 	mu       sync.Mutex
+	timeout  time.Duration // grpc_service.timeout
 	upstream []http.Header // headers each upstream request carried
 }
 
 type standInRoute struct {
-	prefix   string
+	prefix   string // path_separated_prefix ("/" matches everything)
 	upstream *url.URL
 	context  map[string]string // context_extensions
+	direct   string            // a direct_response body, ext_authz disabled
+}
+
+// matches is Envoy's path_separated_prefix: the prefix, then the end of the
+// path or a "/".
+func (r *standInRoute) matches(path string) bool {
+	if r.prefix == "/" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(path, r.prefix)
+	return ok && (rest == "" || rest[0] == '/')
+}
+
+func (e *envoyStandIn) setTimeout(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.timeout = d
 }
 
 func (e *envoyStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +88,13 @@ func (e *envoyStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		headers["x-request-id"] = uuid.NewString()
 	}
 	headers["x-forwarded-proto"] = "http"
+	peer, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if xff := headers["x-forwarded-for"]; xff != "" {
+		headers["x-forwarded-for"] = xff + "," + peer
+	} else {
+		headers["x-forwarded-for"] = peer
+	}
+	headers["x-envoy-external-address"] = peer
 	headers[":authority"] = r.Host
 	headers[":path"] = r.URL.RequestURI()
 	headers[":method"] = r.Method
@@ -75,13 +104,17 @@ func (e *envoyStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var route *standInRoute
 	for i := range e.routes {
-		if strings.HasPrefix(r.URL.Path, e.routes[i].prefix) {
+		if e.routes[i].matches(r.URL.Path) {
 			route = &e.routes[i]
 			break
 		}
 	}
 	if route == nil {
 		http.Error(w, "no route", http.StatusNotFound)
+		return
+	}
+	if route.direct != "" {
+		io.WriteString(w, route.direct)
 		return
 	}
 	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
@@ -95,7 +128,10 @@ func (e *envoyStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		MetadataContext:      &corev3.Metadata{},
 		RouteMetadataContext: &corev3.Metadata{},
 	}}
-	ctx, cancel := context.WithTimeout(r.Context(), e.timeout)
+	e.mu.Lock()
+	timeout := e.timeout
+	e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	resp, err := e.authz.Check(ctx, req)
 	if err != nil {
@@ -269,16 +305,18 @@ func TestEndToEnd(t *testing.T) {
 	whoURL, _ := url.Parse("http://" + whoamiAddr)
 	publicURL, _ := url.Parse(public.URL)
 	standIn := &envoyStandIn{t: t, authz: authv3.NewAuthorizationClient(conn), timeout: 2 * time.Second, routes: []standInRoute{
+		{prefix: "/healthz", direct: "ok\n"},
+		{prefix: "/demo", upstream: whoURL, context: map[string]string{"application": "demo"}},
 		{prefix: "/public", upstream: publicURL},
 		{prefix: "/", upstream: whoURL},
 	}}
 	envoy := httptest.NewServer(standIn)
 	defer envoy.Close()
 
-	do := func(path string, headers map[string]string) (*http.Response, []byte) {
+	doHost := func(host, path string, headers map[string]string) (*http.Response, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", envoy.URL+path, nil)
-		req.Host = "app.test"
+		req.Host = host
 		for k, v := range headers {
 			req.Header.Set(k, v)
 		}
@@ -289,6 +327,10 @@ func TestEndToEnd(t *testing.T) {
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
 		return resp, body
+	}
+	do := func(path string, headers map[string]string) (*http.Response, []byte) {
+		t.Helper()
+		return doHost("app.test", path, headers)
 	}
 	creds := map[string]string{"cf-access-client-id": token.ClientID, "cf-access-client-secret": token.ClientSecret}
 
@@ -341,6 +383,21 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("a client-sent cf-access-jwt-assertion reached the bypass upstream")
 	}
 
+	// The /demo route names its application (context_extensions), so a
+	// Host that matches no application's domain still reaches demo's
+	// policies; without the credential it is refused by demo, not as
+	// unmatched.
+	if resp, body = doHost("elsewhere.test", "/demo/x", creds); resp.StatusCode != http.StatusOK {
+		t.Errorf("/demo route with context_extensions: %d %s", resp.StatusCode, body)
+	}
+	if resp, body = doHost("elsewhere.test", "/demonstration", creds); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("/demonstration (not the /demo route; elsewhere.test matches no application): %d %s", resp.StatusCode, body)
+	}
+	// /healthz is Envoy's own: answered without gatehouse or a credential.
+	if resp, body = do("/healthz", nil); resp.StatusCode != http.StatusOK || string(body) != "ok\n" {
+		t.Errorf("/healthz: %d %s", resp.StatusCode, body)
+	}
+
 	// 5. revoke-sessions: the cookie stops working, the headers still get a
 	// new session, and the new cookie works.
 	srv.mustCLI(t, bin, nil, "app", "revoke-sessions", "-o", "json", "demo")
@@ -375,6 +432,21 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(srv.logs.String(), token.ClientSecret) || strings.Contains(srv.logs.String(), cookie) {
 		t.Errorf("the server log contains the client secret or a session JWT")
+	}
+
+	// 7. Fail closed: a Check that times out, or a gatehouse that is gone,
+	// is status_on_error (503) with an empty body, never the upstream.
+	standIn.setTimeout(time.Nanosecond)
+	if resp, body = do("/api/items", creds); resp.StatusCode != http.StatusServiceUnavailable || len(body) != 0 {
+		t.Errorf("Check timed out: %d %q, want 503 and no body", resp.StatusCode, body)
+	}
+	standIn.setTimeout(2 * time.Second)
+	srv.kill()
+	if resp, body = do("/api/items", creds); resp.StatusCode != http.StatusServiceUnavailable || len(body) != 0 {
+		t.Errorf("gatehouse down: %d %q, want 503 and no body", resp.StatusCode, body)
+	}
+	if resp, _ = do("/healthz", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz while gatehouse is down: %d (Envoy's own health must not depend on gatehouse)", resp.StatusCode)
 	}
 }
 
