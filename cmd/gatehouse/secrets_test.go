@@ -3,7 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -23,6 +28,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/gatehouse-dev/gatehouse/store"
+	"github.com/gatehouse-dev/gatehouse/tokens"
 )
 
 // capture is one piece of output that must hold no secret.
@@ -35,10 +43,11 @@ type capture struct{ label, text string }
 // stdout/stderr (except the three responses whose job is to show a secret
 // once: token create, token rotate, admin-key create), the audit log, the
 // Check responses (deny bodies, dynamic metadata), the public HTTP
-// endpoints (/metrics if the server has it), and the store file and a
-// backup of it. None may hold a client secret (current, previous, legacy),
-// an admin key, private key material (a PEM "PRIVATE KEY" block, the master
-// key) or a JWT.
+// endpoints (/metrics included), and the store file and a backup of it.
+// None may hold a client secret (current, previous, legacy), an admin key,
+// private key material (the master key; each signing key, unsealed from
+// the store afterwards, as PKCS#8 DER raw and in base64, its JWK private
+// value, or any PEM "PRIVATE KEY" block) or a JWT.
 func TestSecretsNeverLeak(t *testing.T) {
 	bin, _ := binaries(t)
 	dataDir := t.TempDir()
@@ -245,7 +254,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Errorf("the audit log misses the lifecycle:\n%s", auditJSON)
 	}
 
-	// The public HTTP endpoints; /metrics once the server has it.
+	// The public HTTP endpoints, /metrics included.
 	for _, path := range []string{"/.well-known/jwks.json", "/cdn-cgi/access/certs", "/metrics", "/healthz", "/readyz"} {
 		resp, err := http.Get("http://" + srv.httpAddr + path)
 		if err != nil {
@@ -253,12 +262,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusOK:
-			add("GET "+path, string(body))
-		case path != "/metrics":
+		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s: %d", path, resp.StatusCode)
 		}
+		add("GET "+path, string(body))
 	}
 
 	// Let a last-seen flush run, then stop the server cleanly so the whole
@@ -312,6 +319,25 @@ func TestSecretsNeverLeak(t *testing.T) {
 	for i, j := range jwts {
 		forbidden[fmt.Sprintf("JWT #%d", i)] = j
 	}
+	// The signing keys themselves, in every form they could leak in.
+	db, err := store.Open(filepath.Join(dataDir, "gatehouse.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := db.SigningKeys()
+	db.Close()
+	if err != nil || len(sealed) < 2 {
+		t.Fatalf("signing keys in the store: %d, %v (want the first and the rotated one)", len(sealed), err)
+	}
+	for _, sk := range sealed {
+		k, err := tokens.Open(masterRaw, sk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for form, v := range privateKeyForms(t, k.Signer) {
+			forbidden["signing key "+sk.KID[:8]+" "+form] = v
+		}
+	}
 	jwtRE := regexp.MustCompile(`eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*`)
 	for _, c := range caps {
 		for what, s := range forbidden {
@@ -326,6 +352,40 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 	t.Logf("checked %d captures (%d bytes of server log) for %d secrets", len(caps), len(logs), len(forbidden))
+}
+
+// privateKeyForms are the encodings a private key could leak in: PKCS#8
+// DER raw and base64 (std and url), and the private value as a JWK carries
+// it (base64url "d"), and raw.
+func privateKeyForms(t *testing.T, k crypto.Signer) map[string]string {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A window from the middle of the DER: a partial dump must not pass.
+	forms := map[string]string{
+		"PKCS#8 DER":       string(der[len(der)/2 : len(der)/2+24]),
+		"PKCS#8 base64":    base64.StdEncoding.EncodeToString(der)[8:72],
+		"PKCS#8 base64url": base64.RawURLEncoding.EncodeToString(der)[8:72],
+	}
+	var d []byte
+	switch k := k.(type) {
+	case *rsa.PrivateKey:
+		d = k.D.Bytes()
+	case *ecdsa.PrivateKey:
+		d, err = k.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+	case ed25519.PrivateKey:
+		d = k.Seed()
+	default:
+		t.Fatalf("unexpected key type %T", k)
+	}
+	forms["JWK d"] = base64.RawURLEncoding.EncodeToString(d)
+	forms["raw private value"] = string(d)
+	return forms
 }
 
 // looksLikeJWT reports whether s's first segment is a base64url JSON object
