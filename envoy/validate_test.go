@@ -261,6 +261,15 @@ func hcmFacts(hcm *hcmv3.HttpConnectionManager, clusters map[string]*clusterv3.C
 	if !hcm.GetStripTrailingHostDot() {
 		bad("strip_trailing_host_dot must be true")
 	}
+	// CGI-style origins read cf_access_jwt_assertion as the header
+	// gatehouse overwrites: a forged underscore copy must not get through
+	// (docs/envoy.md).
+	if got := hcm.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); got != corev3.HttpProtocolOptions_REJECT_REQUEST {
+		bad("common_http_protocol_options.headers_with_underscores_action = %v, want REJECT_REQUEST", got)
+	}
+	if !hcm.GetUseRemoteAddress().GetValue() {
+		bad("use_remote_address must be true: the ip rules and x-forwarded-for depend on it (docs/envoy.md)")
+	}
 
 	// Filter order: ext_authz first of the two, jwt_authn (if any) after it, router last.
 	filters := hcm.GetHttpFilters()
