@@ -17,13 +17,21 @@ import (
 // wire format; the profile of a Check over gRPC showed reflection-driven
 // marshalling of the response, above all the dynamic-metadata map, as the
 // largest cost gatehouse adds over a server that answers a constant.
-// Decoding, and every message without vtproto code (gRPC health), go to
-// grpc-go's codec unchanged.
+// Every message without vtproto code (gRPC health) goes to grpc-go's codec
+// unchanged.
+//
+// Decoding a Check's request (which Server.Register's handler hands over as
+// a *checkIn) reads only the fields a decision needs (decode.go); every
+// other message is decoded by grpc-go's codec.
 func Codec() encoding.CodecV2 {
 	return codec{fallback: encoding.GetCodecV2(protocodec.Name)}
 }
 
-type codec struct{ fallback encoding.CodecV2 }
+type codec struct {
+	fallback encoding.CodecV2
+	// fullDecode turns the partial CheckRequest decoder off (benchmarks).
+	fullDecode bool
+}
 
 // vtMarshaler is the vtprotobuf-generated marshalling of a message.
 type vtMarshaler interface {
@@ -33,7 +41,16 @@ type vtMarshaler interface {
 
 func (c codec) Name() string { return protocodec.Name }
 
-func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.fallback.Unmarshal(data, v) }
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	in, ok := v.(*checkIn)
+	if !ok || c.fullDecode || !in.partialOK() {
+		return c.fallback.Unmarshal(data, v)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	_, err := unmarshalCheckRequest(buf.ReadOnlyData(), &in.CheckRequest, in.snap.headers)
+	return err
+}
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if p, ok := v.(*preEncoded); ok && p.wire != nil {

@@ -132,7 +132,7 @@ func TestPreEncodedResponsesOverGRPC(t *testing.T) {
 		}
 	}
 
-	_, enc := w.srv.check(context.Background(), reqs["service_token"])
+	_, enc := w.srv.check(context.Background(), reqs["service_token"], w.srv.Snapshot())
 	if enc == nil || enc.wire == nil {
 		t.Fatal("a token allow was not pre-encoded")
 	}
@@ -144,7 +144,7 @@ func TestPreEncodedResponsesOverGRPC(t *testing.T) {
 	if err != nil || !bytes.Equal(data.Materialize(), enc.wire) {
 		t.Fatalf("Codec did not send the stored bytes: %v", err)
 	}
-	if _, enc := w.srv.check(context.Background(), reqs["deny"]); enc != nil {
+	if _, enc := w.srv.check(context.Background(), reqs["deny"], w.srv.Snapshot()); enc != nil {
 		t.Fatal("a deny was pre-encoded: it carries per-request metadata")
 	}
 }

@@ -138,22 +138,43 @@ func (s *Server) Register(r grpc.ServiceRegistrar) {
 
 // checkHandler is the generated _Authorization_Check_Handler, but for
 // what it returns.
+//
+// The request is decoded into a *checkIn carrying the current snapshot:
+// Codec then keeps only the fields and headers a decision with that
+// snapshot reads (decode.go), and the request is decided with that same
+// snapshot, so a publish between decoding and deciding cannot make the
+// decision read a header the decoder dropped. Any other codec decodes the
+// embedded CheckRequest in full.
 func (s *Server) checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	in := new(authv3.CheckRequest)
+	in := &checkIn{snap: s.snap.Load()}
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return s.grpcCheck(ctx, in), nil
+		return s.grpcCheck(ctx, &in.CheckRequest, in.snap), nil
 	}
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
-	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
-		return s.grpcCheck(ctx, req.(*authv3.CheckRequest)), nil
+	return interceptor(ctx, &in.CheckRequest, info, func(ctx context.Context, req any) (any, error) {
+		return s.grpcCheck(ctx, req.(*authv3.CheckRequest), in.snap), nil
 	})
 }
 
-func (s *Server) grpcCheck(ctx context.Context, req *authv3.CheckRequest) any {
-	resp, enc := s.check(ctx, req)
+// checkIn is what Check's request is decoded into: a CheckRequest (the
+// embedded message's methods make it a proto.Message for any codec) and
+// the snapshot it will be decided with.
+type checkIn struct {
+	authv3.CheckRequest
+	snap *Snapshot
+}
+
+// partialOK reports whether Codec may decode only what a decision with
+// in.snap reads.
+func (in *checkIn) partialOK() bool {
+	return in.snap != nil && (in.snap.headers != nil || in.snap.engine == nil)
+}
+
+func (s *Server) grpcCheck(ctx context.Context, req *authv3.CheckRequest, snap *Snapshot) any {
+	resp, enc := s.check(ctx, req, snap)
 	if enc != nil {
 		return enc
 	}
@@ -195,13 +216,13 @@ func (s *Server) DrainLastSeen() map[string]time.Time { return s.seen.drain() }
 // panics. The response may share immutable parts with other responses:
 // callers must not modify it.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	resp, _ := s.check(ctx, req)
+	resp, _ := s.check(ctx, req, s.snap.Load())
 	return resp, nil
 }
 
-// check is Check; enc is resp with its encoding when resp is a cached
-// token allow, else nil.
-func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, enc *preEncoded) {
+// check is Check with snap; enc is resp with its encoding when resp is a
+// cached token allow, else nil.
+func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, snap *Snapshot) (resp *authv3.CheckResponse, enc *preEncoded) {
 	var r request
 	var d decision
 	var start time.Time
@@ -224,7 +245,6 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		start = time.Now()
 	}
 	now := s.now()
-	snap := s.snap.Load()
 	if r.parse(req) {
 		d = s.decider.decide(snap, &r, now)
 	} else {

@@ -35,12 +35,15 @@ type Snapshot struct {
 	n          int
 	engine     *policy.Engine
 	keys       *tokens.KeySet
+	// headers are the engine's custom credential header names
+	// (ServiceTokenHeader): the CheckRequest decoder keeps them.
+	headers *headerNames
 }
 
 // NewSnapshot builds a Snapshot. eng and keys may be nil: with no engine no
 // application matches; with no keys no JWT can be minted or verified.
 func NewSnapshot(toks []*tokens.ServiceToken, eng *policy.Engine, keys *tokens.KeySet) *Snapshot {
-	s := &Snapshot{engine: eng, keys: keys}
+	s := &Snapshot{engine: eng, keys: keys, headers: newHeaderNames(eng)}
 	hint := len(toks)/shardCount + 1
 	for i := range s.byClientID {
 		s.byClientID[i] = make(tokenShard, hint)
@@ -133,6 +136,7 @@ func cloneShard(m tokenShard) tokenShard {
 func (s *Snapshot) WithEngine(eng *policy.Engine) *Snapshot {
 	ns := *s
 	ns.engine = eng
+	ns.headers = newHeaderNames(eng)
 	return &ns
 }
 
