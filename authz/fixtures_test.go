@@ -53,8 +53,8 @@ type fixtureWorld struct {
 	apps   map[string]*policy.Application // by name
 }
 
-func newFixtureWorld(tb testing.TB) *fixtureWorld {
-	w := &fixtureWorld{world: newWorld(tb), apps: map[string]*policy.Application{}}
+func newFixtureWorld(tb testing.TB, mods ...func(*Config)) *fixtureWorld {
+	w := &fixtureWorld{world: newWorld(tb, mods...), apps: map[string]*policy.Application{}}
 	w.tok, w.secret = w.token("fixture-client")
 	for name, domain := range map[string]string{
 		"app":     "app.example.com",
