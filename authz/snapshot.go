@@ -3,14 +3,17 @@ package authz
 import (
 	"hash/maphash"
 	"maps"
+	"unsafe"
 
 	"github.com/gatehouse-dev/gatehouse/policy"
 	"github.com/gatehouse-dev/gatehouse/tokens"
 )
 
 // shardCount is the number of copy-on-write token shards. With a million
-// tokens a write copies one shard of ~4k entries instead of the whole map.
-const shardCount = 256
+// tokens a write copies one shard of ~500 entries (per index) instead of
+// the whole map. (256 shards of ~4k entries made the copy 20 % of the CPU
+// under 100 token writes a second: docs/performance.md.)
+const shardCount = 2048
 
 // shardSeed spreads keys over shards. It is fixed for the process so that
 // every Snapshot derived from another agrees on where a key lives.
@@ -42,8 +45,15 @@ type Snapshot struct {
 
 // NewSnapshot builds a Snapshot. eng and keys may be nil: with no engine no
 // application matches; with no keys no JWT can be minted or verified.
+//
+// The tokens are copied into one block, their strings and digests into one
+// byte arena (compact): a million tokens decoded from the store are some six
+// million small heap objects, and marking them was most of the garbage
+// collector's work, which every Check paid for. The Snapshot keeps the
+// copies; the tokens passed in are not retained.
 func NewSnapshot(toks []*tokens.ServiceToken, eng *policy.Engine, keys *tokens.KeySet) *Snapshot {
 	s := &Snapshot{engine: eng, keys: keys, headers: newHeaderNames(eng)}
+	toks = compact(toks)
 	hint := len(toks)/shardCount + 1
 	for i := range s.byClientID {
 		s.byClientID[i] = make(tokenShard, hint)
@@ -56,6 +66,55 @@ func NewSnapshot(toks []*tokens.ServiceToken, eng *policy.Engine, keys *tokens.K
 		s.put(t)
 	}
 	return s
+}
+
+// compact returns copies of toks (nil entries dropped) that live in one
+// slice of structs, with every string and digest in one byte arena. The
+// arena is sized exactly first, so appending never moves it and the strings
+// handed out (unsafe.String) stay valid; nothing writes to it afterwards.
+// A copy that a later Apply replaces or deletes stays in the block until
+// every copy of the load is gone: the block is bounded by the loaded set.
+func compact(toks []*tokens.ServiceToken) []*tokens.ServiceToken {
+	n, size := 0, 0
+	for _, t := range toks {
+		if t != nil {
+			n++
+			size += len(t.ID) + len(t.Name) + len(t.ClientID) + len(t.SecretDigest) + len(t.PreviousSecretDigest)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	block := make([]tokens.ServiceToken, n)
+	arena := make([]byte, 0, size)
+	str := func(v string) string {
+		if v == "" {
+			return ""
+		}
+		start := len(arena)
+		arena = append(arena, v...)
+		return unsafe.String(&arena[start], len(v))
+	}
+	bytes := func(v []byte) []byte {
+		if v == nil {
+			return nil
+		}
+		start := len(arena)
+		arena = append(arena, v...)
+		return arena[start:len(arena):len(arena)]
+	}
+	out := make([]*tokens.ServiceToken, 0, n)
+	for _, t := range toks {
+		if t == nil {
+			continue
+		}
+		c := &block[len(out)]
+		*c = *t
+		c.ID, c.Name, c.ClientID = str(t.ID), str(t.Name), str(t.ClientID)
+		c.SecretDigest, c.PreviousSecretDigest = bytes(t.SecretDigest), bytes(t.PreviousSecretDigest)
+		out = append(out, c)
+	}
+	return out
 }
 
 // put inserts t into shards the caller owns.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"unsafe"
 
 	"github.com/gatehouse-dev/gatehouse/tokens"
 )
@@ -21,6 +22,12 @@ func mkTokens(tb testing.TB, n int) []*tokens.ServiceToken {
 	return out
 }
 
+// sameToken: NewSnapshot keeps copies (compact), so tokens from it are
+// compared by value.
+func sameToken(a, b *tokens.ServiceToken) bool {
+	return a != nil && b != nil && reflect.DeepEqual(*a, *b)
+}
+
 func sameMap(a, b tokenShard) bool {
 	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
@@ -32,7 +39,7 @@ func TestSnapshotLookups(t *testing.T) {
 		t.Fatalf("Len = %d", s.Len())
 	}
 	for _, tok := range toks {
-		if s.TokenByClientID(tok.ClientID) != tok || s.TokenByID(tok.ID) != tok {
+		if !sameToken(s.TokenByClientID(tok.ClientID), tok) || s.TokenByID(tok.ID) != s.TokenByClientID(tok.ClientID) {
 			t.Fatalf("token %s not found", tok.Name)
 		}
 	}
@@ -45,6 +52,44 @@ func TestSnapshotLookups(t *testing.T) {
 	}
 	if z := zero.Apply(toks[:1], nil); z.TokenByID(toks[0].ID) != toks[0] {
 		t.Error("Apply on a zero Snapshot lost the token")
+	}
+}
+
+// TestNewSnapshotCompacts: the snapshot holds its own copies, laid out in
+// one block and one arena, equal to what it was given and independent of
+// it.
+func TestNewSnapshotCompacts(t *testing.T) {
+	toks := mkTokens(t, 100)
+	toks[7].PreviousSecretDigest = []byte{1, 2, 3}
+	want := make([]tokens.ServiceToken, len(toks))
+	for i, tok := range toks {
+		want[i] = *tok.Clone()
+	}
+	s := NewSnapshot(append(toks, nil), nil, nil)
+	if s.Len() != len(toks) {
+		t.Fatalf("Len = %d", s.Len())
+	}
+	first := s.TokenByID(toks[0].ID)
+	for i, tok := range toks {
+		got := s.TokenByID(tok.ID)
+		if got == tok || !reflect.DeepEqual(*got, want[i]) {
+			t.Fatalf("token %d: %p %+v, want a copy of %+v", i, got, got, want[i])
+		}
+		if got != first && (uintptr(unsafe.Pointer(got))-uintptr(unsafe.Pointer(first)))%unsafe.Sizeof(*got) != 0 {
+			t.Errorf("token %d is not in the block", i)
+		}
+		// The caller's token may change afterwards without touching the
+		// snapshot.
+		tok.Name = "changed"
+		tok.SecretDigest[0] ^= 0xff
+	}
+	for i := range toks {
+		if got := s.TokenByID(want[i].ID); !reflect.DeepEqual(*got, want[i]) {
+			t.Fatalf("token %d changed with the caller's copy", i)
+		}
+	}
+	if NewSnapshot(nil, nil, nil).Len() != 0 || NewSnapshot([]*tokens.ServiceToken{nil}, nil, nil).Len() != 0 {
+		t.Error("empty snapshots")
 	}
 }
 
@@ -71,8 +116,8 @@ func TestSnapshotApplyCopiesOnlyTouchedShards(t *testing.T) {
 		t.Error("replaced token not replaced")
 	}
 	// s1 is untouched.
-	if s1.Len() != 2000 || s1.TokenByID(toks[0].ID) != toks[0] || s1.TokenByID(added.ID) != nil ||
-		s1.TokenByClientID(changed.ClientID) != toks[1] {
+	if s1.Len() != 2000 || !sameToken(s1.TokenByID(toks[0].ID), toks[0]) || s1.TokenByID(added.ID) != nil ||
+		!sameToken(s1.TokenByClientID(changed.ClientID), toks[1]) {
 		t.Error("Apply modified the original snapshot")
 	}
 	// Only the touched shards were copied.
@@ -109,7 +154,7 @@ func TestSnapshotWith(t *testing.T) {
 	s := NewSnapshot(toks, nil, nil)
 	ks := keySet(t, testKey(t, tokens.AlgES256, 0))
 	s2 := s.WithKeys(ks)
-	if s2.Keys() != ks || s.Keys() != nil || s2.TokenByID(toks[2].ID) != toks[2] {
+	if s2.Keys() != ks || s.Keys() != nil || s2.TokenByID(toks[2].ID) != s.TokenByID(toks[2].ID) || !sameToken(s2.TokenByID(toks[2].ID), toks[2]) {
 		t.Error("WithKeys")
 	}
 	s3 := s2.WithEngine(nil)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -220,7 +221,13 @@ func startServer(cfg serveConfig, logger *slog.Logger, now func() time.Time) (_ 
 	s.ready.Store(true)
 	logger.Info("gatehouse serving",
 		"authz_addr", s.authzAddr, "admin_addr", s.adminAddr, "http_addr", s.httpAddr,
-		"data_dir", cfg.DataDir, "issuer", s.cfg.Issuer)
+		"data_dir", cfg.DataDir, "issuer", s.cfg.Issuer, "tokens", s.view.current().Len())
+	// Loading decoded every token from the store and NewSnapshot copied
+	// them into its compact block: the decoded copies are garbage now (about
+	// as large as the snapshot itself). Give those pages back to the OS
+	// rather than keep them in RSS until the scavenger gets to them; off the
+	// start-up path, since it is a full collection.
+	go debug.FreeOSMemory()
 	return s, nil
 }
 

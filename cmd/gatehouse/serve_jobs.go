@@ -159,12 +159,12 @@ func (s *server) warnExpiring(now time.Time) {
 	}
 	s.lastExpiryWarn = now
 	soon := now.Add(30 * 24 * time.Hour)
-	_ = s.db.View(func(tx *store.Tx) error {
-		return tx.ForEachToken(func(t *tokens.ServiceToken) error {
-			if t.Enabled && !t.ExpiresAt.IsZero() && t.ExpiresAt.After(now) && t.ExpiresAt.Before(soon) {
-				s.log.Warn("service token expires soon: refresh or rotate it", "token_id", t.ID, "token_name", t.Name, "client_id", t.ClientID, "expires_at", t.ExpiresAt.UTC().Format(time.RFC3339))
-			}
-			return nil
-		})
+	// From the in-memory snapshot: reading the store would decode every
+	// token (seconds of CPU with a million, at start-up too).
+	s.view.current().ForEachToken(func(t *tokens.ServiceToken) bool {
+		if t.Enabled && !t.ExpiresAt.IsZero() && t.ExpiresAt.After(now) && t.ExpiresAt.Before(soon) {
+			s.log.Warn("service token expires soon: refresh or rotate it", "token_id", t.ID, "token_name", t.Name, "client_id", t.ClientID, "expires_at", t.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		return true
 	})
 }
