@@ -10,6 +10,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-dev/gatehouse/tokens"
 )
 
 func TestOpenCreatesStore(t *testing.T) {
@@ -265,5 +267,44 @@ func TestReopenKeepsRevision(t *testing.T) {
 	mustUpdate(t, db, func(tx *Tx) error { return tx.PutToken(newToken(9)) })
 	if c := log.last(t); c.Rev != 4 {
 		t.Errorf("first change after reopen has rev %d, want 4", c.Rev)
+	}
+}
+
+// TestReleaseMappedPages: after the kernel is told to drop the mapped pages,
+// every record still reads back (from the page cache), and writes go on.
+func TestReleaseMappedPages(t *testing.T) {
+	db := openTest(t, Options{NoSync: true})
+	var want []*tokens.ServiceToken
+	for i := range 500 {
+		tok := newToken(i)
+		if err := db.Update(func(tx *Tx) error { return tx.PutToken(tok) }); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, tok)
+	}
+	if _, err := db.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ReleaseMappedPages(); err != nil {
+		t.Fatalf("ReleaseMappedPages: %v", err)
+	}
+	st, err := db.Load()
+	if err != nil || len(st.Tokens) != len(want) {
+		t.Fatalf("after release: %d tokens, %v", len(st.Tokens), err)
+	}
+	for _, tok := range want {
+		var got *tokens.ServiceToken
+		err := db.View(func(tx *Tx) error {
+			var err error
+			got, err = tx.Token(tok.ID)
+			return err
+		})
+		if err != nil || got.Name != tok.Name {
+			t.Fatalf("token %s after release: %v %v", tok.Name, got, err)
+		}
+	}
+	extra := newToken(500)
+	if err := db.Update(func(tx *Tx) error { return tx.PutToken(extra) }); err != nil {
+		t.Fatal(err)
 	}
 }

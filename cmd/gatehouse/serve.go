@@ -222,12 +222,18 @@ func startServer(cfg serveConfig, logger *slog.Logger, now func() time.Time) (_ 
 	logger.Info("gatehouse serving",
 		"authz_addr", s.authzAddr, "admin_addr", s.adminAddr, "http_addr", s.httpAddr,
 		"data_dir", cfg.DataDir, "issuer", s.cfg.Issuer, "tokens", s.view.current().Len())
-	// Loading decoded every token from the store and NewSnapshot copied
-	// them into its compact block: the decoded copies are garbage now (about
-	// as large as the snapshot itself). Give those pages back to the OS
-	// rather than keep them in RSS until the scavenger gets to them; off the
-	// start-up path, since it is a full collection.
-	go debug.FreeOSMemory()
+	// Loading read every page of the data file and decoded every token,
+	// and NewSnapshot copied them into its compact block: the file's pages
+	// are still mapped and the decoded copies are garbage (each about as
+	// large as the snapshot itself with a million tokens). Tell the kernel
+	// and give the garbage back to the OS rather than keep both in RSS; off
+	// the start-up path, since the second is a full collection.
+	go func() {
+		if err := s.db.ReleaseMappedPages(); err != nil && s.ready.Load() {
+			logger.Warn("cannot release the data file's mapped pages", "err", err)
+		}
+		debug.FreeOSMemory()
+	}()
 	return s, nil
 }
 

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package store
+
+// ReleaseMappedPages does nothing on this platform.
+func (db *DB) ReleaseMappedPages() error { return nil }
