@@ -71,7 +71,7 @@ soak: ## Checks at concurrency 64 for SOAKTIME (default 5m) while tokens and app
 	$(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./cmd/gatehouse -soak $(SOAKTIME)
 
 .PHONY: bench-load
-bench-load: ## side-by-side load benchmark vs the floor server, 1k and 1M tokens (~30 min; see docs/performance.md)
+bench-load: ## side-by-side load benchmark vs the floor server, 1k and 1M tokens (~20 min; see docs/performance.md)
 	$(GO) run ./bench/run --out bench-load.json
 
 .PHONY: bench-load-short

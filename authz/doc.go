@@ -5,7 +5,7 @@
 //
 // A Server reads one immutable Snapshot per Check (held in an
 // atomic.Pointer; Publish swaps it). A Snapshot holds the service tokens in
-// 256 copy-on-write shards indexed by client id and by id, the compiled
+// 2048 copy-on-write shards indexed by client id and by id, the compiled
 // policy.Engine (applications and policies) and the tokens.KeySet. Apply,
 // WithEngine and WithKeys derive a new Snapshot copying only what changed,
 // so a write to one token among a million copies one shard.
