@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,8 +17,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/gatehouse-dev/gatehouse/policy"
 	"github.com/gatehouse-dev/gatehouse/tokens"
@@ -420,17 +417,5 @@ func grpcClient(tb testing.TB, srv *Server) authv3.AuthorizationClient {
 // grpcClientWith is grpcClient with server options.
 func grpcClientWith(tb testing.TB, srv *Server, opts ...grpc.ServerOption) authv3.AuthorizationClient {
 	tb.Helper()
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(opts...)
-	srv.Register(gs)
-	go func() { _ = gs.Serve(lis) }()
-	tb.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		tb.Fatalf("grpc.NewClient: %v", err)
-	}
-	tb.Cleanup(func() { _ = conn.Close() })
-	return authv3.NewAuthorizationClient(conn)
+	return authv3.NewAuthorizationClient(rawConn(tb, srv, opts...))
 }
