@@ -33,16 +33,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	dataDir := t.TempDir()
 	srv := startServe(t, bin, dataDir, "--drain-delay", "1s", "--last-seen-flush", "1h", "--log-allowed=false")
 	admin, actx := srv.adminClient(t)
-	app, err := admin.CreateApplication(actx, &adminv1.CreateApplicationRequest{Name: "drain", Domains: []string{"drain.test"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.CreatePolicy(actx, &adminv1.CreatePolicyRequest{
-		Application: app.GetId(), Name: "any token", Decision: "non_identity",
-		Include: []*adminv1.Rule{{Selector: &adminv1.Rule_AnyValidServiceToken{AnyValidServiceToken: &adminv1.Empty{}}}},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	createAnyTokenApp(t, admin, actx, "drain", "drain.test")
 	var toks []*adminv1.ServiceToken
 	for i := range 4 {
 		tok, err := admin.CreateServiceToken(actx, &adminv1.CreateServiceTokenRequest{Name: fmt.Sprintf("drain-%d", i)})

@@ -30,16 +30,7 @@ func TestKill9KeepsAcknowledgedTokens(t *testing.T) {
 	srv := startServe(t, bin, dataDir)
 	client, ctx := srv.adminClient(t)
 
-	app, err := client.CreateApplication(ctx, &adminv1.CreateApplicationRequest{Name: "durable", Domains: []string{"durable.test"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.CreatePolicy(ctx, &adminv1.CreatePolicyRequest{
-		Application: app.GetId(), Name: "any token", Decision: "non_identity",
-		Include: []*adminv1.Rule{{Selector: &adminv1.Rule_AnyValidServiceToken{AnyValidServiceToken: &adminv1.Empty{}}}},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	createAnyTokenApp(t, client, ctx, "durable", "durable.test")
 
 	const n = 40
 	var (

@@ -44,16 +44,7 @@ func copyFile(t *testing.T, src, dst string) {
 func TestBackupRestoreUnderWriteLoad(t *testing.T) {
 	src := startInProcess(t, nil)
 	client, ctx := src.adminClient(t)
-	app, err := client.CreateApplication(ctx, &adminv1.CreateApplicationRequest{Name: "restored", Domains: []string{"restored.test"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.CreatePolicy(ctx, &adminv1.CreatePolicyRequest{
-		Application: app.GetId(), Name: "any token", Decision: "non_identity",
-		Include: []*adminv1.Rule{{Selector: &adminv1.Rule_AnyValidServiceToken{AnyValidServiceToken: &adminv1.Empty{}}}},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	createAnyTokenApp(t, client, ctx, "restored", "restored.test")
 
 	var (
 		mu      sync.Mutex

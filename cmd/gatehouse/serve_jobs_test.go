@@ -31,15 +31,7 @@ func TestDisableInactiveTokens(t *testing.T) {
 		return tok
 	}
 	active, idle, named := create("active"), create("idle"), create("named-but-idle")
-	app, err := admin.CreateApplication(actx, &adminv1.CreateApplicationRequest{Name: "app", Domains: []string{"app.test"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.CreatePolicy(actx, &adminv1.CreatePolicyRequest{
-		Application: app.GetId(), Name: "any", Decision: "non_identity", Include: anyValidToken(),
-	}); err != nil {
-		t.Fatal(err)
-	}
+	createAnyTokenApp(t, admin, actx, "app", "app.test")
 	other, err := admin.CreateApplication(actx, &adminv1.CreateApplicationRequest{Name: "other", Domains: []string{"other.test"}})
 	if err != nil {
 		t.Fatal(err)

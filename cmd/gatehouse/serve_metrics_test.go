@@ -96,9 +96,8 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	anyToken := []*adminv1.Rule{{Selector: &adminv1.Rule_AnyValidServiceToken{AnyValidServiceToken: &adminv1.Empty{}}}}
 	for _, a := range []*adminv1.Application{app, dry} {
-		if _, err := admin.CreatePolicy(ctx, &adminv1.CreatePolicyRequest{Application: a.GetId(), Name: "tokens", Decision: "non_identity", Include: anyToken}); err != nil {
+		if _, err := admin.CreatePolicy(ctx, &adminv1.CreatePolicyRequest{Application: a.GetId(), Name: "tokens", Decision: "non_identity", Include: anyValidToken()}); err != nil {
 			t.Fatal(err)
 		}
 	}

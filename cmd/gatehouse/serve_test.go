@@ -309,3 +309,24 @@ func TestDefaultIssuer(t *testing.T) {
 		}
 	}
 }
+
+// anyValidToken is the include rule "any valid service token".
+func anyValidToken() []*adminv1.Rule {
+	return []*adminv1.Rule{{Selector: &adminv1.Rule_AnyValidServiceToken{AnyValidServiceToken: &adminv1.Empty{}}}}
+}
+
+// createAnyTokenApp creates an application on domain whose one policy
+// (non_identity) lets in any valid service token.
+func createAnyTokenApp(t *testing.T, client adminv1.AdminServiceClient, ctx context.Context, name, domain string) *adminv1.Application {
+	t.Helper()
+	app, err := client.CreateApplication(ctx, &adminv1.CreateApplicationRequest{Name: name, Domains: []string{domain}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CreatePolicy(ctx, &adminv1.CreatePolicyRequest{
+		Application: app.GetId(), Name: "any token", Decision: "non_identity", Include: anyValidToken(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return app
+}

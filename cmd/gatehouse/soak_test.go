@@ -303,10 +303,6 @@ func tokenProbe(what, host string, tok *adminv1.ServiceToken, secret string, exp
 	}), expect)
 }
 
-func anyValidToken() []*adminv1.Rule {
-	return []*adminv1.Rule{{Selector: &adminv1.Rule_AnyValidServiceToken{AnyValidServiceToken: &adminv1.Empty{}}}}
-}
-
 // setUp creates the stable application with a policy naming n stable tokens,
 // the churn application (any valid service token), and the fixed probes.
 func (w *soakWorld) setUp(n int) {
@@ -330,15 +326,7 @@ func (w *soakWorld) setUp(n int) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	churnApp, err := w.admin.CreateApplication(w.actx, &adminv1.CreateApplicationRequest{Name: "soak-churn", Domains: []string{soakChurnHost}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.admin.CreatePolicy(w.actx, &adminv1.CreatePolicyRequest{
-		Application: churnApp.GetId(), Name: "any token", Decision: "non_identity", Include: anyValidToken(),
-	}); err != nil {
-		t.Fatal(err)
-	}
+	createAnyTokenApp(t, w.admin, w.actx, "soak-churn", soakChurnHost)
 
 	for i, tok := range w.stableTokens {
 		sp := tokenProbe(tok.GetName(), soakStableHost, tok, tok.GetClientSecret(), expectAllow)
