@@ -310,30 +310,20 @@ func (d *checkDecoder) block() *decodeBlock {
 
 func (d *checkDecoder) decode(b []byte) error {
 	depth := protowire.DefaultRecursionLimit - 1 // proto.Unmarshal's, for the top message
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return err
+	if err := eachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
+		if num != fCheckAttributes || typ != protowire.BytesType {
+			return skipField(mdCheckRequest, num, typ, b, depth)
 		}
-		b = b[n:]
-		if num == fCheckAttributes && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return errDecode
-			}
-			if d.out.Attributes == nil {
-				d.out.Attributes = &d.block().attrs
-			}
-			if err := d.attributes(v, depth); err != nil {
-				return err
-			}
-			b = b[n:]
-			continue
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return 0, errDecode
 		}
-		if n, err = skipField(mdCheckRequest, num, typ, b, depth); err != nil {
-			return err
+		if d.out.Attributes == nil {
+			d.out.Attributes = &d.block().attrs
 		}
-		b = b[n:]
+		return n, d.attributes(v, depth)
+	}); err != nil {
+		return err
 	}
 	return d.finishHeaderMaps()
 }
@@ -357,12 +347,7 @@ func (d *checkDecoder) attributes(b []byte, parent int) error {
 		return errDepth
 	}
 	a := d.out.Attributes
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	return eachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (n int, err error) {
 		switch {
 		case num == fAttrSource && typ == protowire.BytesType:
 			if a.Source == nil {
@@ -379,12 +364,8 @@ func (d *checkDecoder) attributes(b []byte, parent int) error {
 		default:
 			n, err = skipField(mdAttributes, num, typ, b, depth)
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+		return n, err
+	})
 }
 
 // contextExtension is one context_extensions map entry; only the
@@ -406,29 +387,20 @@ func (d *checkDecoder) contextExtension(b []byte, depth int) error {
 
 // stringEntry reads a map<string, string> entry (fields absent are "").
 func stringEntry(b []byte) (key, val []byte, err error) {
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return nil, nil, err
+	err = eachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
+		if (num != fMapKey && num != fMapValue) || typ != protowire.BytesType {
+			return skipUnknown(num, typ, b)
 		}
-		b = b[n:]
-		if (num == fMapKey || num == fMapValue) && typ == protowire.BytesType {
-			s, n, err := consumeString(b)
-			if err != nil {
-				return nil, nil, err
-			}
-			if num == fMapKey {
-				key = s
-			} else {
-				val = s
-			}
-			b = b[n:]
-			continue
+		s, n, err := consumeString(b)
+		if num == fMapKey {
+			key = s
+		} else {
+			val = s
 		}
-		if n, err = skipUnknown(num, typ, b); err != nil {
-			return nil, nil, err
-		}
-		b = b[n:]
+		return n, err
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return key, val, nil
 }
@@ -447,12 +419,7 @@ func consumeString(b []byte) ([]byte, int, error) {
 
 func (d *checkDecoder) peer(b []byte, depth int) error {
 	p := d.out.Attributes.Source
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	return eachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (n int, err error) {
 		switch {
 		case num == fPeerAddress && typ == protowire.BytesType:
 			if p.Address == nil {
@@ -471,12 +438,8 @@ func (d *checkDecoder) peer(b []byte, depth int) error {
 		default:
 			n, err = skipField(mdPeer, num, typ, b, depth)
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+		return n, err
+	})
 }
 
 // address decodes the Address oneof: socket_address is kept; pipe or
@@ -484,12 +447,7 @@ func (d *checkDecoder) peer(b []byte, depth int) error {
 // that follows another replaces it; the same member again merges).
 func (d *checkDecoder) address(b []byte, depth int) error {
 	a := d.out.Attributes.Source.Address
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	return eachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (n int, err error) {
 		switch {
 		case num == fAddrSocket && typ == protowire.BytesType:
 			if a.GetSocketAddress() == nil {
@@ -510,22 +468,13 @@ func (d *checkDecoder) address(b []byte, depth int) error {
 		default:
 			n, err = skipField(mdAddress, num, typ, b, depth)
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+		return n, err
+	})
 }
 
 func (d *checkDecoder) socketAddress(b []byte, depth int) error {
 	sa := d.out.Attributes.Source.Address.GetSocketAddress()
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	return eachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (n int, err error) {
 		if num == fSockAddress && typ == protowire.BytesType {
 			var s []byte
 			if s, n, err = consumeString(b); err == nil {
@@ -534,22 +483,13 @@ func (d *checkDecoder) socketAddress(b []byte, depth int) error {
 		} else {
 			n, err = skipField(mdSocketAddress, num, typ, b, depth)
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+		return n, err
+	})
 }
 
 func (d *checkDecoder) request(b []byte, depth int) error {
 	r := d.out.Attributes.Request
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	return eachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (n int, err error) {
 		if num == fRequestHTTP && typ == protowire.BytesType {
 			if r.Http == nil {
 				r.Http = &d.block().http
@@ -558,22 +498,13 @@ func (d *checkDecoder) request(b []byte, depth int) error {
 		} else {
 			n, err = skipField(mdRequest, num, typ, b, depth)
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+		return n, err
+	})
 }
 
 func (d *checkDecoder) http(b []byte, depth int) error {
 	h := d.out.Attributes.Request.Http
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	return eachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (n int, err error) {
 		switch {
 		case num == fHTTPHeaders && typ == protowire.BytesType:
 			n, err = message(b, depth, d.headerEntry)
@@ -589,22 +520,18 @@ func (d *checkDecoder) http(b []byte, depth int) error {
 		case num == fHTTPHeaderMap && typ == protowire.BytesType:
 			var v []byte
 			if v, n = protowire.ConsumeBytes(b); n < 0 {
-				return errDecode
+				return 0, errDecode
 			}
 			if depth-1 < 0 {
-				return errDepth
+				return 0, errDepth
 			}
 			d.headerMaps = append(d.headerMaps, v)
 			d.hmDepth = depth - 1
 		default:
 			n, err = skipField(mdHTTP, num, typ, b, depth)
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+		return n, err
+	})
 }
 
 // headerEntry is one headers map entry.
@@ -654,12 +581,7 @@ func (d *checkDecoder) finishHeaderMaps() error {
 
 // headerMap reads one HeaderMap message; hm nil only validates.
 func (d *checkDecoder) headerMap(b []byte, depth int, hm *corev3.HeaderMap) error {
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	return eachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (n int, err error) {
 		if num == fHeaderMapHeaders && typ == protowire.BytesType {
 			n, err = message(b, depth, func(v []byte, depth int) error {
 				return d.headerValue(v, depth, hm)
@@ -667,22 +589,13 @@ func (d *checkDecoder) headerMap(b []byte, depth int, hm *corev3.HeaderMap) erro
 		} else {
 			n, err = skipField(mdHeaderMap, num, typ, b, depth)
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+		return n, err
+	})
 }
 
 func (d *checkDecoder) headerValue(b []byte, depth int, hm *corev3.HeaderMap) error {
 	var key, val, raw []byte
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	if err := eachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (n int, err error) {
 		switch {
 		case (num == fHeaderValueKey || num == fHeaderValueValue) && typ == protowire.BytesType:
 			var s []byte
@@ -695,15 +608,14 @@ func (d *checkDecoder) headerValue(b []byte, depth int, hm *corev3.HeaderMap) er
 			}
 		case num == fHeaderValueRaw && typ == protowire.BytesType:
 			if raw, n = protowire.ConsumeBytes(b); n < 0 {
-				return errDecode
+				return 0, errDecode
 			}
 		default:
 			n, err = skipField(mdHeaderValue, num, typ, b, depth)
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+		return n, err
+	}); err != nil {
+		return err
 	}
 	if hm == nil || !keepHeader(view(key), d.custom) {
 		return nil
@@ -717,6 +629,23 @@ func (d *checkDecoder) headerValue(b []byte, depth int, hm *corev3.HeaderMap) er
 }
 
 // Validation of what is skipped, driven by the message descriptors.
+
+// eachField calls f with each field of the message b, f's b starting at the
+// field's value; f returns how many bytes the value took.
+func eachField(b []byte, f func(num protowire.Number, typ protowire.Type, b []byte) (int, error)) error {
+	for len(b) > 0 {
+		num, typ, n, err := consumeTag(b)
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+		if n, err = f(num, typ, b); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
 
 // consumeTag reads a field tag as protobuf-go's decoder does: field numbers
 // outside [1, 2^29-1] and end-group tags outside a group are errors.
@@ -836,29 +765,15 @@ func skim(b []byte, md protoreflect.MessageDescriptor, parent int) error {
 	if depth < 0 {
 		return errDepth
 	}
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-		if n, err = skipField(md, num, typ, b, depth); err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+	return eachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
+		return skipField(md, num, typ, b, depth)
+	})
 }
 
 // skimMapEntry validates a map entry; depth already counts the entry, as
 // protobuf-go counts it.
 func skimMapEntry(b []byte, fd protoreflect.FieldDescriptor, depth int) error {
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	return eachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (n int, err error) {
 		err = errUnknown
 		switch num {
 		case fMapKey:
@@ -869,10 +784,6 @@ func skimMapEntry(b []byte, fd protoreflect.FieldDescriptor, depth int) error {
 		if err == errUnknown {
 			n, err = skipUnknown(num, typ, b)
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+		return n, err
+	})
 }
