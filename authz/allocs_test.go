@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-
-	"github.com/gatehouse-dev/gatehouse/policy"
 )
 
 // TestCheckAllocBudget holds the hot path to its allocation budget (counts,
@@ -29,20 +27,16 @@ func TestCheckAllocBudget(t *testing.T) {
 		{"json log, observed", func(c *Config) { benchLogger(c); c.Observer = &countingObserver{} }, 2, 2, 12, 12},
 	} {
 		t.Run(logging.name, func(t *testing.T) {
-			b := newBase(t, logging.cfg)
-			b.policy(b.app, policy.Bypass, ipRule("192.0.2.0/24"))
-			b.publish()
-			bypass := httpReq("app.example.com", "/health")
-			bypass.Attributes.Source.Address.GetSocketAddress().Address = "192.0.2.10"
+			b, reqs := pathRequests(t, logging.cfg)
 			for _, c := range []struct {
 				name   string
 				req    *authv3.CheckRequest
 				budget float64
 			}{
-				{"service_token", tokenReq(b.alpha.ClientID, b.alphaSecret), logging.token},
-				{"jwt_cookie", cookieReq(b.sessionJWT(t)), logging.jwt},
-				{"deny_wrong_secret", tokenReq(b.alpha.ClientID, b.betaSecret), logging.deny},
-				{"bypass", bypass, logging.bypass},
+				{"service_token", reqs["service_token"], logging.token},
+				{"jwt_cookie", reqs["jwt_cookie"], logging.jwt},
+				{"deny_wrong_secret", reqs["deny"], logging.deny},
+				{"bypass", reqs["bypass"], logging.bypass},
 			} {
 				ctx := context.Background()
 				b.srv.Check(ctx, c.req) // warm the caches

@@ -33,22 +33,16 @@ func BenchmarkCheck(b *testing.B) {
 		{"/unlogged", noLogger},
 		{"/observed", func(c *Config) { benchLogger(c); c.Observer = &countingObserver{} }},
 	} {
-		w := newBase(b, logging.cfg)
-		w.policy(w.app, policy.Bypass, ipRule("192.0.2.0/24"))
-		w.publish()
-		jwt := w.sessionJWT(b)
-		bypass := httpReq("app.example.com", "/health")
-		bypass.Attributes.Source.Address.GetSocketAddress().Address = "192.0.2.10"
-
+		w, reqs := pathRequests(b, logging.cfg)
 		cases := []struct {
 			name string
 			req  *authv3.CheckRequest
 			ok   bool
 		}{
-			{"service_token", tokenReq(w.alpha.ClientID, w.alphaSecret), true},
-			{"jwt_cookie", cookieReq(jwt), true},
-			{"deny_wrong_secret", tokenReq(w.alpha.ClientID, w.betaSecret), false},
-			{"bypass", bypass, true},
+			{"service_token", reqs["service_token"], true},
+			{"jwt_cookie", reqs["jwt_cookie"], true},
+			{"deny_wrong_secret", reqs["deny"], false},
+			{"bypass", reqs["bypass"], true},
 		}
 		for _, c := range cases {
 			b.Run(c.name+logging.suffix, func(b *testing.B) {

@@ -15,21 +15,33 @@ import (
 	"github.com/gatehouse-dev/gatehouse/policy"
 )
 
-// codecWorld returns the responses a Check gives on each kind of path.
-func codecResponses(tb testing.TB) map[string]*authv3.CheckResponse {
-	w := newBase(tb, noLogger)
+// pathRequests is a world with a bypass policy for 192.0.2.0/24 and one
+// request for each kind of path: a service-token allow, a JWT-cookie allow,
+// a deny (wrong secret) and a bypass.
+func pathRequests(tb testing.TB, mods ...func(*Config)) (*base, map[string]*authv3.CheckRequest) {
+	w := newBase(tb, mods...)
 	w.policy(w.app, policy.Bypass, ipRule("192.0.2.0/24"))
 	w.publish()
 	jwt := w.sessionJWT(tb)
 	bypass := httpReq("app.example.com", "/health")
 	bypass.Attributes.Source.Address.GetSocketAddress().Address = "192.0.2.10"
-	return map[string]*authv3.CheckResponse{
-		"service_token": w.check(tokenReq(w.alpha.ClientID, w.alphaSecret)),
-		"jwt_cookie":    w.check(cookieReq(jwt)),
-		"deny":          w.check(tokenReq(w.alpha.ClientID, w.betaSecret)),
-		"bypass":        w.check(bypass),
-		"empty":         {},
+	return w, map[string]*authv3.CheckRequest{
+		"service_token": tokenReq(w.alpha.ClientID, w.alphaSecret),
+		"jwt_cookie":    cookieReq(jwt),
+		"deny":          tokenReq(w.alpha.ClientID, w.betaSecret),
+		"bypass":        bypass,
 	}
+}
+
+// codecResponses returns the responses a Check gives on each kind of path,
+// and an empty one.
+func codecResponses(tb testing.TB) map[string]*authv3.CheckResponse {
+	w, reqs := pathRequests(tb, noLogger)
+	out := map[string]*authv3.CheckResponse{"empty": {}}
+	for name, req := range reqs {
+		out[name] = w.check(req)
+	}
+	return out
 }
 
 // TestCodecMatchesProto: the vtproto encoding of every kind of response
@@ -101,18 +113,7 @@ func BenchmarkMarshalResponse(b *testing.B) {
 // arrives equal to what Check returns; and the stored bytes are the
 // response's encoding.
 func TestPreEncodedResponsesOverGRPC(t *testing.T) {
-	w := newBase(t, noLogger)
-	w.policy(w.app, policy.Bypass, ipRule("192.0.2.0/24"))
-	w.publish()
-	jwt := w.sessionJWT(t)
-	bypass := httpReq("app.example.com", "/health")
-	bypass.Attributes.Source.Address.GetSocketAddress().Address = "192.0.2.10"
-	reqs := map[string]*authv3.CheckRequest{
-		"service_token": tokenReq(w.alpha.ClientID, w.alphaSecret),
-		"jwt_cookie":    cookieReq(jwt),
-		"deny":          tokenReq(w.alpha.ClientID, w.betaSecret),
-		"bypass":        bypass,
-	}
+	w, reqs := pathRequests(t, noLogger)
 	for _, opts := range []struct {
 		name string
 		opts []grpc.ServerOption

@@ -10,8 +10,6 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/gatehouse-dev/gatehouse/policy"
 )
 
 // floorServer is bench/floor's handler: the same OK with one header for
@@ -60,11 +58,8 @@ func tcpClient(b *testing.B, register func(grpc.ServiceRegistrar), opts ...grpc.
 // -cpuprofile, where gatehouse spends what the floor does not. The load
 // benchmark (make bench-load) is the authority; this is the profiling tool.
 func BenchmarkCheckOverGRPC(b *testing.B) {
-	w := newBase(b, noLogger)
-	w.policy(w.app, policy.Bypass, ipRule("192.0.2.0/24"))
-	w.publish()
-	jwt := w.sessionJWT(b)
-	token := tokenReq(w.alpha.ClientID, w.alphaSecret)
+	w, reqs := pathRequests(b, noLogger)
+	token := reqs["service_token"]
 	for _, c := range []struct {
 		name     string
 		register func(grpc.ServiceRegistrar)
@@ -74,8 +69,8 @@ func BenchmarkCheckOverGRPC(b *testing.B) {
 		{"floor", func(gs grpc.ServiceRegistrar) { authv3.RegisterAuthorizationServer(gs, floorServer{}) }, token, nil},
 		{"service_token/protocodec", w.srv.Register, token, nil},
 		{"service_token", w.srv.Register, token, ServerOptions()},
-		{"jwt_cookie", w.srv.Register, cookieReq(jwt), ServerOptions()},
-		{"deny", w.srv.Register, tokenReq(w.alpha.ClientID, w.betaSecret), ServerOptions()},
+		{"jwt_cookie", w.srv.Register, reqs["jwt_cookie"], ServerOptions()},
+		{"deny", w.srv.Register, reqs["deny"], ServerOptions()},
 	} {
 		runOverGRPC(b, c.name, c.register, c.req, c.opts)
 	}
