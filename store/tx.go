@@ -37,10 +37,24 @@ func encode(v any) ([]byte, error) { return json.Marshal(v) }
 
 func decode[E any](raw []byte, kind, key string) (*E, error) {
 	v := new(E)
-	if err := json.Unmarshal(raw, v); err != nil {
-		return nil, fmt.Errorf("%w: %s %q: %w", ErrCorrupt, kind, key, err)
+	if t, ok := any(v).(*tokens.ServiceToken); ok && decodeTokenFast(raw, t) {
+		return v, nil
+	}
+	if err := unmarshal(raw, v, kind, key); err != nil {
+		return nil, err
 	}
 	return v, nil
+}
+
+// unmarshal decodes raw into v with encoding/json, after zeroing v (which
+// may hold what a failed decodeTokenFast left); an error is ErrCorrupt
+// naming the record.
+func unmarshal[E any](raw []byte, v *E, kind, key string) error {
+	*v = *new(E)
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%w: %s %q: %w", ErrCorrupt, kind, key, err)
+	}
+	return nil
 }
 
 // get decodes the record at key in bucket, or returns ErrNotFound.
