@@ -18,8 +18,12 @@ type decision struct {
 	reason Reason
 	app    *policy.App
 	result policy.Result // the policy that decided, if any
-	token  *tokens.ServiceToken
-	via    variant // how the token authenticated (when token != nil)
+	// token is the authenticated token when hasToken. It is held by value
+	// (its strings point into the snapshot) so that a decision on the
+	// stack stays there: the Check path allocates nothing for it.
+	token    tokens.ServiceToken
+	hasToken bool
+	via      variant // how the token authenticated (when token != nil)
 	// header is the application's ServiceTokenHeader when the credential
 	// came from it (it is then removed before the upstream).
 	header   string
@@ -28,16 +32,35 @@ type decision struct {
 	dryRun   bool
 }
 
+// tok is the authenticated token, or nil.
+func (d *decision) tok() *tokens.ServiceToken {
+	if !d.hasToken {
+		return nil
+	}
+	return &d.token
+}
+
 // allowed reports whether policies admit the request (before dry run).
 func (d *decision) allowed() bool { return d.reason.Allowed() }
 
 // dummyToken is verified against when a client id is unknown, so that an
 // unknown id costs the same digest and comparisons as a wrong secret.
 var dummyToken = &tokens.ServiceToken{
+	ID:                   "00000000-0000-4000-8000-000000000000",
+	ClientID:             "00000000000000000000000000000000.access",
+	Name:                 "dummy",
 	SecretDigest:         tokens.DummyDigest[:],
 	PreviousSecretDigest: tokens.DummyDigest[:],
 	Enabled:              true,
 }
+
+// dummyRecord is dummyToken as a snapshot record, filled like a found token
+// so that the lookup of an unknown client id costs the same too.
+var dummyRecord = func() *tokenStore {
+	st := newTokenStore(1, recBytes(dummyToken))
+	st.add(dummyToken)
+	return st
+}()
 
 // decider is what deciding reads besides the request and the snapshot:
 // configuration, and side caches that memoise pure functions (peer
@@ -115,20 +138,21 @@ func (dc *decider) decide(snap *Snapshot, r *request, now time.Time) (d decision
 		if cred.kind == credCustom {
 			d.via, d.header = viaCustom, app.ServiceTokenHeader
 		}
-		if d.token, d.previous, d.reason = authenticateSecret(snap, cred.clientID, cred.secret, now); d.reason != ReasonNone {
+		if d.previous, d.reason = authenticateSecret(snap, cred.clientID, cred.secret, now, &d.token); d.reason != ReasonNone {
 			return d
 		}
+		d.hasToken = true
 	case credJWT:
 		d.via = viaJWT
-		if d.token, d.reason = dc.authenticateJWT(snap, app, cred.jwt, now); d.reason != ReasonNone {
-			d.token = nil
+		if d.reason = dc.authenticateJWT(snap, app, cred.jwt, now, &d.token); d.reason != ReasonNone {
 			return d
 		}
+		d.hasToken = true
 		d.clientID = d.token.ClientID
 	}
 
 	// Evaluate.
-	if d.token != nil {
+	if d.hasToken {
 		subj.TokenID = d.token.ID
 	}
 	d.result = d.app.Evaluate(&subj)
@@ -138,7 +162,7 @@ func (dc *decider) decide(snap *Snapshot, r *request, now time.Time) (d decision
 	case policy.Deny:
 		d.reason = ReasonDeniedByPolicy
 	default:
-		if d.token == nil {
+		if !d.hasToken {
 			d.reason = ReasonMissingCredentials
 		} else {
 			d.reason = ReasonNoPolicyMatched
@@ -150,61 +174,61 @@ func (dc *decider) decide(snap *Snapshot, r *request, now time.Time) (d decision
 // authenticateSecret checks a client id and secret against the snapshot.
 // The shape of the secret is checked first (cheap, no lookup); an unknown
 // client id is answered only after the same digest and comparisons a known
-// one costs, so timing does not reveal which client ids exist. previous
-// reports a match with the previous secret (rotation grace period).
-func authenticateSecret(snap *Snapshot, clientID, secret string, now time.Time) (tok *tokens.ServiceToken, previous bool, r Reason) {
+// one costs, so timing does not reveal which client ids exist. On success
+// tok holds the token; previous reports a match with the previous secret
+// (rotation grace period).
+func authenticateSecret(snap *Snapshot, clientID, secret string, now time.Time, tok *tokens.ServiceToken) (previous bool, r Reason) {
 	if err := tokens.CheckSecret(secret, tokens.SecretPrefix, true); err != nil {
-		return nil, false, ReasonMalformedSecret
+		return false, ReasonMalformedSecret
 	}
 	digest := tokens.Digest(secret)
-	tok = snap.TokenByClientID(clientID)
-	if tok == nil {
-		dummyToken.Verify(&digest, now)
-		return nil, false, ReasonUnknownClientID
+	if !snap.lookupClientID(clientID, tok) {
+		dummyRecord.recs[0][0].fill(dummyRecord.bytes, tok)
+		tok.Verify(&digest, now)
+		return false, ReasonUnknownClientID
 	}
 	switch tok.Verify(&digest, now) {
 	case tokens.VerifyOK:
-		return tok, false, ReasonNone
+		return false, ReasonNone
 	case tokens.VerifyOKPrevious:
-		return tok, true, ReasonNone
+		return true, ReasonNone
 	case tokens.VerifyExpired:
-		return nil, false, ReasonTokenExpired
+		return false, ReasonTokenExpired
 	case tokens.VerifyDisabled:
-		return nil, false, ReasonTokenDisabled
+		return false, ReasonTokenDisabled
 	default:
-		return nil, false, ReasonWrongSecret
+		return false, ReasonWrongSecret
 	}
 }
 
 // authenticateJWT checks a presented session JWT: signature, issuer and
 // times (KeySet.Verify), then that it was issued for this application after
 // its last session revocation, for a token that still exists, is enabled and
-// has not expired.
-func (dc *decider) authenticateJWT(snap *Snapshot, app *policy.Application, jwt string, now time.Time) (*tokens.ServiceToken, Reason) {
+// has not expired. On success tok holds the token.
+func (dc *decider) authenticateJWT(snap *Snapshot, app *policy.Application, jwt string, now time.Time, tok *tokens.ServiceToken) Reason {
 	if snap.keys == nil {
-		return nil, ReasonJWTUnknownKID
+		return ReasonJWTUnknownKID
 	}
 	claims, err := dc.verified.verify(snap.keys, jwt, dc.issuer, now)
 	if err != nil {
-		return nil, jwtReason(err)
+		return jwtReason(err)
 	}
 	if claims.Type != "app" || claims.ServiceTokenID == "" {
-		return nil, ReasonJWTClaims
+		return ReasonJWTClaims
 	}
 	if !slices.Contains(claims.Audience, app.AUD) {
-		return nil, ReasonJWTWrongAudience
+		return ReasonJWTWrongAudience
 	}
 	if !app.SessionsRevokedAt.IsZero() && !claims.IssuedAt.After(app.SessionsRevokedAt) {
-		return nil, ReasonSessionRevoked
+		return ReasonSessionRevoked
 	}
-	tok := snap.TokenByID(claims.ServiceTokenID)
-	if tok == nil || !tok.Enabled || tok.Expired(now) {
-		return nil, ReasonTokenRevoked
+	if !snap.lookupID(claims.ServiceTokenID, tok) || !tok.Enabled || tok.Expired(now) {
+		return ReasonTokenRevoked
 	}
 	if tok.ClientID != claims.CommonName {
-		return nil, ReasonJWTClaims
+		return ReasonJWTClaims
 	}
-	return tok, ReasonNone
+	return ReasonNone
 }
 
 // jwtReason maps KeySet.Verify's sentinel errors to deny reasons.

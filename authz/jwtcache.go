@@ -131,10 +131,11 @@ func (sh *mintShard) forget(tokenID string) {
 type jwtCache struct {
 	shards   [cacheShards]mintShard
 	perShard int // bound per shard
-	// current, if set, says whether tok is still the published version of
-	// its token. An entry minted for a token that changed or went away
-	// meanwhile is taken out again: forget may have run before it went in.
-	current func(tok *tokens.ServiceToken) bool
+	// current, if set, says whether the token with this id is still
+	// published in this version (secret version, UpdatedAt). An entry
+	// minted for a token that changed or went away meanwhile is taken out
+	// again: forget may have run before it went in.
+	current func(id string, secretVersion int64, updatedAt time.Time) bool
 }
 
 func newJWTCache() *jwtCache {
@@ -246,11 +247,14 @@ func (c *jwtCache) get(keys *tokens.KeySet, issuer string, tok *tokens.ServiceTo
 	if e == nil {
 		return nil, reason
 	}
+	// The token's strings point into the snapshot's chunks: the entry
+	// gets its own copy of the id, so that it does not keep them alive.
+	key.tokenID = strings.Clone(key.tokenID)
 	e.key = key
 	sh.mu.Lock()
 	sh.store(e, c.perShard)
 	sh.mu.Unlock()
-	if c.current != nil && !c.current(tok) {
+	if c.current != nil && !c.current(tok.ID, tok.SecretVersion, tok.UpdatedAt) {
 		// Still good for this Check, which decided on the version it saw.
 		sh.mu.Lock()
 		sh.remove(e)

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +51,7 @@ func (l *lastSeen) touch(id string, now time.Time) {
 	sh.mu.Lock()
 	if p = sh.m[id]; p == nil {
 		p = new(atomic.Int64)
-		sh.m[id] = p
+		sh.m[strings.Clone(id)] = p // id may point into a snapshot's chunks
 	}
 	sh.mu.Unlock()
 	if ns > p.Load() {

@@ -223,7 +223,7 @@ func metadata(d *decision) *structpb.Struct {
 	if p := d.result.Policy; p != nil {
 		f[metaPolicy] = structpb.NewStringValue(p.Name)
 	}
-	if t := d.token; t != nil {
+	if t := d.tok(); t != nil {
 		f[metaTokenID] = structpb.NewStringValue(t.ID)
 		f[metaTokenName] = structpb.NewStringValue(t.Name)
 		f[metaClientID] = structpb.NewStringValue(t.ClientID)

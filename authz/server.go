@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gatehouse-dev/gatehouse/policy"
-	"github.com/gatehouse-dev/gatehouse/tokens"
 )
 
 // Config is the ext_authz server's process configuration. Served data
@@ -113,8 +112,8 @@ func NewServer(cfg Config, initial *Snapshot) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.minted.current = func(tok *tokens.ServiceToken) bool {
-		return s.snap.Load().TokenByID(tok.ID) == tok
+	s.minted.current = func(id string, secretVersion int64, updatedAt time.Time) bool {
+		return s.snap.Load().isVersion(id, secretVersion, updatedAt)
 	}
 	if initial == nil {
 		initial = NewSnapshot(nil, nil, nil)
@@ -250,11 +249,11 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, snap *Snap
 	} else {
 		d.reason = ReasonMalformedRequest
 	}
-	if d.token != nil {
+	if d.hasToken {
 		s.seen.touch(d.token.ID, now)
 	}
-	if d.allowed() && d.token != nil {
-		if m, reason := s.minted.get(snap.keys, s.cfg.Issuer, d.token, d.app.App, d.result.Policy, now); m != nil {
+	if d.allowed() && d.hasToken {
+		if m, reason := s.minted.get(snap.keys, s.cfg.Issuer, &d.token, d.app.App, d.result.Policy, now); m != nil {
 			enc = tokenResponse(m, &d)
 			resp = enc.CheckResponse
 		} else {
@@ -313,7 +312,7 @@ func (s *Server) logDecision(ctx context.Context, r *request, d *decision, start
 	if p := d.result.Policy; p != nil {
 		a = append(a, slog.String("policy", p.Name), slog.String("rule", d.result.Rule))
 	}
-	if d.token != nil {
+	if d.hasToken {
 		a = append(a, slog.String("token_name", d.token.Name), slog.String("client_id", d.token.ClientID))
 		if d.previous {
 			a = append(a, slog.Bool("previous_secret", true))
@@ -366,7 +365,7 @@ func (s *Server) Explain(req *authv3.CheckRequest) (v Verdict) {
 	} else {
 		d.reason = ReasonMalformedRequest
 	}
-	if d.allowed() && d.token != nil && (snap.keys == nil || snap.keys.ActiveAt(now) == nil) {
+	if d.allowed() && d.hasToken && (snap.keys == nil || snap.keys.ActiveAt(now) == nil) {
 		d.reason = ReasonNoSigningKey
 	}
 	v = Verdict{
@@ -382,7 +381,7 @@ func (s *Server) Explain(req *authv3.CheckRequest) (v Verdict) {
 	if p := d.result.Policy; p != nil {
 		v.PolicyID, v.PolicyName, v.PolicyDecision = p.ID, p.Name, string(p.Decision)
 	}
-	if d.token != nil {
+	if d.hasToken {
 		v.TokenID, v.TokenName = d.token.ID, d.token.Name
 	}
 	return v

@@ -96,13 +96,14 @@ func BenchmarkAuthenticateSecret(b *testing.B) {
 		{"wrong_secret", w.alpha.ClientID, w.betaSecret, ReasonWrongSecret},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			if _, _, r := authenticateSecret(snap, c.clientID, c.secret, w.now()); r != c.want {
+			var tok tokens.ServiceToken
+			if _, r := authenticateSecret(snap, c.clientID, c.secret, w.now(), &tok); r != c.want {
 				b.Fatalf("reason = %s, want %s", r, c.want)
 			}
 			now := w.now()
 			b.ReportAllocs()
 			for b.Loop() {
-				authenticateSecret(snap, c.clientID, c.secret, now)
+				authenticateSecret(snap, c.clientID, c.secret, now, &tok)
 			}
 		})
 	}
