@@ -446,7 +446,53 @@ func TestTouchLastSeen(t *testing.T) {
 	}
 }
 
+// TestTouchLastSeenChunks: a flush larger than one transaction's chunk
+// writes every token.
+func TestTouchLastSeenChunks(t *testing.T) {
+	db := openTest(t, fast)
+	const n = 2*touchChunk + 17
+	seen := map[string]time.Time{}
+	mustUpdate(t, db, func(tx *Tx) error {
+		for i := range n {
+			tok := newToken(i)
+			seen[tok.ID] = t0.Add(time.Duration(i) * time.Second)
+			if err := tx.PutToken(tok); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := db.TouchLastSeen(seen); err != nil {
+		t.Fatal(err)
+	}
+	st := mustLoad(t, db)
+	for _, tok := range st.Tokens {
+		if !tok.LastSeenAt.Equal(seen[tok.ID]) {
+			t.Fatalf("token %s LastSeenAt = %v, want %v", tok.Name, tok.LastSeenAt, seen[tok.ID])
+		}
+	}
+	if len(st.Tokens) != n {
+		t.Errorf("%d tokens", len(st.Tokens))
+	}
+}
+
 func TestLoadAndSubscribe(t *testing.T) {
+	t.Run("Load", func(t *testing.T) {
+		testLoadAndSubscribe(t, func(db *DB, fn func(Change)) (*State, error) { return db.LoadAndSubscribe(fn) })
+	})
+	t.Run("Each", func(t *testing.T) {
+		testLoadAndSubscribe(t, func(db *DB, fn func(Change)) (*State, error) {
+			var toks []*tokens.ServiceToken
+			st, err := db.LoadAndSubscribeEach(func(tok *tokens.ServiceToken) { toks = append(toks, tok.Clone()) }, fn)
+			if st != nil {
+				st.Tokens = toks
+			}
+			return st, err
+		})
+	})
+}
+
+func testLoadAndSubscribe(t *testing.T, load func(*DB, func(Change)) (*State, error)) {
 	db := openTest(t, Options{})
 	const writers, each = 4, 10
 	var wg sync.WaitGroup
@@ -467,7 +513,7 @@ func TestLoadAndSubscribe(t *testing.T) {
 		mu   sync.Mutex
 		seen []Change
 	)
-	st, err := db.LoadAndSubscribe(func(c Change) {
+	st, err := load(db, func(c Change) {
 		mu.Lock()
 		seen = append(seen, c)
 		mu.Unlock()

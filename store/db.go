@@ -102,6 +102,8 @@ type DB struct {
 	hub  *hub
 	// failed is set once a commit left the file in an unknown state.
 	failed atomic.Pointer[detailError]
+	// released is when the mapped pages were last given back (unix ns).
+	released atomic.Int64
 
 	// testBeforeDeliver, if set (by tests, before any write), runs in the
 	// commit handler before the change is handed to the hub: a delay there
@@ -313,7 +315,29 @@ func (db *DB) write(run func(func(*bolt.Tx) error) error, fn func(*Tx) error) er
 	if err != nil && uncommitted != nil {
 		db.commitFailed(*uncommitted)
 	}
+	if err == nil {
+		db.releaseSometimes()
+	}
 	return err
+}
+
+// releaseInterval is how often, at most, writes give back the data file's
+// pages they and the reads before them brought into RSS.
+const releaseInterval = 250 * time.Millisecond
+
+// releaseSometimes calls ReleaseMappedPages if it has not run for
+// releaseInterval. A write reads B+tree pages through the mapping, and the
+// kernel maps up to 16 neighbouring pages per fault: with a million tokens,
+// creating tokens at 2,000 a second would otherwise bring the whole file
+// (over a GiB) back into the process's RSS within seconds. At most four
+// times a second, the release costs well under a millisecond each.
+func (db *DB) releaseSometimes() {
+	now := time.Now().UnixNano()
+	last := db.released.Load()
+	if now-last < int64(releaseInterval) || !db.released.CompareAndSwap(last, now) {
+		return
+	}
+	_ = db.ReleaseMappedPages() // best effort: only RSS is at stake
 }
 
 // apply runs one Update/Batch call inside btx with a fresh recorder (a
@@ -408,8 +432,9 @@ type State struct {
 // transaction.
 //
 // Tokens, which may number hundreds of thousands, are copied out raw inside
-// the transaction and decoded afterwards on all CPUs: JSON decoding is
-// nearly all of Load's cost, and the read transaction stays short.
+// the transaction and decoded afterwards on all CPUs: decoding is nearly
+// all of Load's cost, and the read transaction stays short. Records in the
+// form encode writes skip encoding/json (decodeTokenFast).
 func (db *DB) Load() (*State, error) {
 	var (
 		st  *State
@@ -424,7 +449,7 @@ func (db *DB) Load() (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.Tokens, err = decodeRecords[tokens.ServiceToken](raw, "token"); err != nil {
+	if st.Tokens, err = decodeTokens(raw); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -457,6 +482,54 @@ func (db *DB) LoadAndSubscribe(fn func(Change)) (*State, error) {
 	return st, nil
 }
 
+// LoadAndSubscribeEach is LoadAndSubscribe that hands the tokens to each,
+// one at a time in id order, instead of returning them in State.Tokens
+// (left nil). each runs inside the read transaction, with a value reused
+// for the next token: it must copy what it keeps. The pages of the data
+// file already read are given back to the kernel as the scan goes (see
+// ReleaseMappedPages). With a million tokens, holding the raw records, the
+// decoded tokens and the mapped file at once was more than twice the
+// memory the server needs afterwards.
+func (db *DB) LoadAndSubscribeEach(each func(*tokens.ServiceToken), fn func(Change)) (*State, error) {
+	db.hub.mu.Lock()
+	defer db.hub.mu.Unlock()
+	var st *State
+	err := db.View(func(tx *Tx) error {
+		var err error
+		if st, err = tx.loadSmall(); err != nil {
+			return err
+		}
+		var (
+			d    tokenDecoder
+			t    tokens.ServiceToken
+			read int
+		)
+		c := tx.bucket(bucketTokens).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if !d.decode(v, &t) {
+				if err := unmarshal(v, &t, "token", string(k)); err != nil {
+					return err
+				}
+			}
+			each(&t)
+			if read += len(k) + len(v); read >= releaseEvery {
+				releaseMapped(tx.btx)
+				read = 0
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	db.hub.subs = append(db.hub.subs, subscription{after: st.Rev, fn: fn})
+	return st, nil
+}
+
+// releaseEvery is how many bytes of records LoadAndSubscribeEach reads
+// between releases of the mapped pages.
+const releaseEvery = 32 << 20
+
 // loadSmall reads the state but the tokens.
 func (tx *Tx) loadSmall() (*State, error) {
 	st := &State{Rev: tx.Rev()}
@@ -480,7 +553,8 @@ func (tx *Tx) loadSmall() (*State, error) {
 	return st, nil
 }
 
-// TouchLastSeen records when tokens were last used, in one transaction. It
+// TouchLastSeen records when tokens were last used, in transactions of up
+// to touchChunk tokens (a failure leaves the earlier chunks written). It
 // only moves LastSeenAt forward and ignores ids that no longer exist.
 //
 // It neither bumps the revision nor delivers a Change: last-seen times are
@@ -498,6 +572,25 @@ func (db *DB) TouchLastSeen(seen map[string]time.Time) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids) // key order: fewer pages touched in between
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), touchChunk)]
+		ids = ids[len(chunk):]
+		if err := db.touchLastSeen(chunk, seen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// touchChunk is how many tokens one TouchLastSeen transaction updates.
+// Reading and rewriting 10,000 random tokens of a million in one commit
+// faulted some 300 MiB of the data file into RSS (the kernel maps 16
+// neighbouring pages per fault) until the release after it; in chunks,
+// each released after its commit, it stays a few tens of MiB.
+const touchChunk = 1000
+
+func (db *DB) touchLastSeen(ids []string, seen map[string]time.Time) error {
+	defer func() { _ = db.ReleaseMappedPages() }()
 	return db.bolt.Update(func(btx *bolt.Tx) error {
 		b := btx.Bucket(bucketTokens)
 		for _, id := range ids {
@@ -572,28 +665,40 @@ func (r *rawRecords) at(i int) (key, val []byte) {
 	return r.buf[start:r.ends[2*i]], r.buf[r.ends[2*i]:r.ends[2*i+1]]
 }
 
-// decodeRecords decodes every record, in key order, splitting the work
+// decodeTokens decodes every token record, in key order, splitting the work
 // over GOMAXPROCS goroutines once there are enough records to be worth it.
-func decodeRecords[E any](r rawRecords, kind string) ([]*E, error) {
+// Each worker puts its tokens in one block and carves their secret digests
+// out of shared chunks (see tokenDecoder); records decodeTokenFast does not
+// take go through encoding/json.
+func decodeTokens(r rawRecords) ([]*tokens.ServiceToken, error) {
 	n := r.len()
 	if n == 0 {
 		return nil, nil
 	}
-	out := make([]*E, n)
+	out := make([]*tokens.ServiceToken, n)
 	workers := min(runtime.GOMAXPROCS(0), 1+n/2048)
 	per := (n + workers - 1) / workers
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for i := w * per; i < min((w+1)*per, n); i++ {
-				k, v := r.at(i)
-				rec, err := decode[E](v, kind, string(k))
-				if err != nil {
-					errs[w] = err
-					return
+			lo, hi := w*per, min((w+1)*per, n)
+			if lo >= hi {
+				return
+			}
+			block := make([]tokens.ServiceToken, hi-lo)
+			d := tokenDecoder{arena: true}
+			for i := lo; i < hi; i++ {
+				_, v := r.at(i)
+				t := &block[i-lo]
+				if !d.decode(v, t) {
+					k, _ := r.at(i)
+					if err := unmarshal(v, t, "token", string(k)); err != nil {
+						errs[w] = err
+						return
+					}
 				}
-				out[i] = rec
+				out[i] = t
 			}
 		})
 	}

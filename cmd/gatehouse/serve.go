@@ -222,11 +222,9 @@ func startServer(cfg serveConfig, logger *slog.Logger, now func() time.Time) (_ 
 	logger.Info("gatehouse serving",
 		"authz_addr", s.authzAddr, "admin_addr", s.adminAddr, "http_addr", s.httpAddr,
 		"data_dir", cfg.DataDir, "issuer", s.cfg.Issuer, "tokens", s.view.current().Len())
-	// Loading read every page of the data file and decoded every token,
-	// and NewSnapshot copied them into its compact block: the file's pages
-	// are still mapped and the decoded copies are garbage (each about as
-	// large as the snapshot itself with a million tokens). Tell the kernel
-	// and give the garbage back to the OS rather than keep both in RSS; off
+	// Loading decoded every token (garbage once copied into the snapshot)
+	// and read every page of the data file (released as it went, but for
+	// the last stretch): give both back rather than keep them in RSS; off
 	// the start-up path, since the second is a full collection.
 	go func() {
 		if err := s.db.ReleaseMappedPages(); err != nil && s.ready.Load() {

@@ -47,7 +47,9 @@ type viewSink struct {
 // they changed. *store.DB implements it; so would a replicated backend (etcd,
 // whose storage engine is bbolt too), without touching the request path.
 type viewStore interface {
-	LoadAndSubscribe(fn func(store.Change)) (*store.State, error)
+	// LoadAndSubscribeEach passes the tokens to each instead of returning
+	// them in State.Tokens.
+	LoadAndSubscribeEach(each func(*tokens.ServiceToken), fn func(store.Change)) (*store.State, error)
 	SigningKeys() ([]*tokens.SealedKey, error)
 }
 
@@ -59,7 +61,9 @@ func loadView(db viewStore, master []byte, logger *slog.Logger) (*view, error) {
 	// after the initial state is in place.
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	st, err := db.LoadAndSubscribe(v.apply)
+	// The tokens go straight into the snapshot as the store reads them.
+	b := authz.NewSnapshotBuilder()
+	st, err := db.LoadAndSubscribeEach(b.Add, v.apply)
 	if err != nil {
 		return nil, fmt.Errorf("load store: %w", err)
 	}
@@ -80,7 +84,7 @@ func loadView(db viewStore, master []byte, logger *slog.Logger) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.snap = authz.NewSnapshot(st.Tokens, eng, keys)
+	v.snap = b.Snapshot(eng, keys)
 	return v, nil
 }
 
