@@ -54,6 +54,9 @@ func (r *runner) startGatehouse(ctx context.Context, dir, cpus, logName string) 
 		args = append(args, "--debug-addr", g.debug)
 	}
 	cmd := r.pin.command(ctx, cpus, filepath.Join(r.bin, "gatehouse"), args...)
+	if r.cfg.memLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+r.cfg.memLimit)
+	}
 	t0 := time.Now()
 	if g.child, err = start("gatehouse", cmd, filepath.Join(r.work, logName)); err != nil {
 		return nil, 0, err

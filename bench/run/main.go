@@ -57,6 +57,7 @@ type config struct {
 	createClients int
 	createDur     time.Duration
 	timeout       time.Duration
+	memLimit      string
 }
 
 type dataset struct {
@@ -106,6 +107,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.createClients, "create-clients", 32, "concurrent admin clients in the token-creation case")
 	fs.DurationVar(&c.createDur, "create-duration", 10*time.Second, "length of the token-creation case")
 	fs.DurationVar(&c.timeout, "timeout", 90*time.Minute, "give up after this long")
+	fs.StringVar(&c.memLimit, "gomemlimit", "700MiB", `GOMEMLIMIT of the gatehouse processes, Go's soft memory limit ("": none)`)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -233,6 +235,7 @@ func run(ctx context.Context, cfg *config) error {
 
 	r.pin = detectPinning(ctx)
 	rep.Conditions.Pinning = r.pin.describe()
+	rep.Conditions.GoMemLimit = cfg.memLimit
 	r.log("%s", rep.Conditions.Pinning)
 
 	addrs, err := freeAddrs(1)

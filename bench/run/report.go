@@ -19,6 +19,7 @@ type Conditions struct {
 	Kernel       string  `json:"kernel"`
 	GoVersion    string  `json:"go_version"`
 	Pinning      string  `json:"pinning"`
+	GoMemLimit   string  `json:"gomemlimit,omitempty"` // of gatehouse
 	Rounds       int     `json:"rounds"`
 	DurationS    float64 `json:"duration_s"`
 	WarmupS      float64 `json:"warmup_s"`
@@ -310,6 +311,9 @@ func (r *report) markdown() string {
 	p("- Date: %s; wall time %.0f s%s\n", c.Date, c.WallS, map[bool]string{true: " (short version)", false: ""}[c.Short])
 	p("- CPU: %s, %d CPUs; Linux %s; %s\n", c.CPUModel, c.NumCPU, c.Kernel, c.GoVersion)
 	p("- Placement: %s\n", c.Pinning)
+	if c.GoMemLimit != "" {
+		p("- gatehouse ran with GOMEMLIMIT=%s (Go's soft memory limit; the floor servers without)\n", c.GoMemLimit)
+	}
 	p("- Runs: %d round(s) of floor, gatehouse (and the sized floor, where there is one) per row, %.0f s warmup + %.0f s measured each, %d gRPC connections\n", c.Rounds, c.WarmupS, c.DurationS, c.Conns)
 	p("- Load average at start / end: %s / %s\n\n", c.LoadAvgStart, c.LoadAvgEnd)
 
