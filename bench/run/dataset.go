@@ -203,7 +203,16 @@ func (r *runner) dataset(ctx context.Context, ds dataset) (*DatasetResult, error
 	}
 	if cfg.createClients > 0 {
 		r.log("%s: token creation with %d admin clients for %v", ds.name, cfg.createClients, cfg.createDur)
+		var prof <-chan error
+		if g.debug != "" {
+			prof = r.profile(ctx, g.debug, fmt.Sprintf("gatehouse-%s-create", ds.name))
+		}
 		res.Create = createCase(ctx, admin, cfg.createClients, cfg.createDur, ds.name)
+		if prof != nil {
+			if perr := <-prof; perr != nil {
+				r.log("profile: %v", perr)
+			}
+		}
 		r.log("%s: %.0f tokens/s created", ds.name, res.Create.PerS)
 	}
 	if m, err := proc.Mem(g.pid()); err == nil {

@@ -60,7 +60,7 @@ func defaultServeConfig() serveConfig {
 		LogFormat:     "json",
 		SigningAlg:    string(tokens.RS256),
 		KeyRotation:   tokens.DefaultKeyRotation,
-		LastSeenFlush: 10 * time.Second,
+		LastSeenFlush: time.Minute,
 		ShutdownGrace: 15 * time.Second,
 	}
 }
@@ -105,7 +105,7 @@ func (c *serveConfig) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.SigningAlg, "signing-alg", c.SigningAlg, "algorithm of new session-JWT signing keys: RS256, ES256 or EdDSA")
 	fs.DurationVar(&c.KeyRotation, "key-rotation", c.KeyRotation, `rotate the signing key this often (0: only by "gatehouse keys rotate")`)
 	fs.DurationVar(&c.DisableInactiveAfter, "disable-inactive-after", c.DisableInactiveAfter, "disable tokens not seen for this long, 720h to 8760h (0: off)")
-	fs.DurationVar(&c.LastSeenFlush, "last-seen-flush", c.LastSeenFlush, "how often last_seen_at times are written to the store")
+	fs.DurationVar(&c.LastSeenFlush, "last-seen-flush", c.LastSeenFlush, "how often last_seen_at times are written to the store (a kill -9 loses at most this much of them; a graceful stop writes them)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGTERM, keep serving this long while reporting not ready, before closing the listeners (e.g. 5s behind a load balancer or Kubernetes Service)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long a shutdown waits for in-flight requests")
 	fs.StringVar(&c.AdminKeyFile, "admin-key-file", c.AdminKeyFile, "bootstrap admin key file: read if it exists and the store has no admin key, else written there (default <data-dir>/admin.key)")
