@@ -236,10 +236,13 @@ func (s *Snapshot) Apply(put []*tokens.ServiceToken, deleted []string) *Snapshot
 			if old, ok := ns.refByID(t.ID); ok {
 				w.own("", ns.clientIDOf(old))
 			}
-			ns.put(t, ns.store.add(t))
+			r := ns.store.add(t)
+			// Capture the chunks now: a later put of the same id reads
+			// this record.
+			ns.recs, ns.bytes = ns.store.recs, ns.store.bytes
+			ns.put(t, r)
 		}
 	}
-	ns.recs, ns.bytes = ns.store.recs, ns.store.bytes
 	ns.store.mu.Unlock()
 	for _, id := range deleted {
 		old, ok := ns.refByID(id)

@@ -249,6 +249,21 @@ func TestSnapshotApplyClientIDChange(t *testing.T) {
 	}
 }
 
+// TestSnapshotApplySameTokenTwice: one change that puts two versions of a
+// token keeps the last, even when the first lands in a new chunk.
+func TestSnapshotApplySameTokenTwice(t *testing.T) {
+	for _, n := range []int{0, 1, minRecChunk, maxRecChunk} {
+		toks := mkTokens(t, n+1)
+		s := NewSnapshot(toks[:n], nil, nil)
+		v1, v2 := toks[n].Clone(), toks[n].Clone()
+		v2.Name, v2.ClientID = "second", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee.access"
+		s2 := s.Apply([]*tokens.ServiceToken{v1, v2}, nil)
+		if s2.Len() != n+1 || !sameToken(s2.TokenByID(v1.ID), v2) || s2.TokenByClientID(v1.ClientID) != nil || !sameToken(s2.TokenByClientID(v2.ClientID), v2) {
+			t.Errorf("%d tokens before: got %+v", n, s2.TokenByID(v1.ID))
+		}
+	}
+}
+
 // TestSnapshotOddKeys: ids and client ids outside the canonical forms the
 // 16-byte keys decode (the server never makes them, a restored or hand-made
 // store might hold them) are indexed exactly too, and never confused with
