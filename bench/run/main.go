@@ -66,6 +66,7 @@ type dataset struct {
 }
 
 func main() {
+	pinSelf()
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
