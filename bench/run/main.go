@@ -304,7 +304,7 @@ func conditions(cfg *config) Conditions {
 	c := Conditions{
 		Date:      time.Now().UTC().Format(time.RFC3339),
 		GoVersion: runtime.Version(),
-		NumCPU:    runtime.NumCPU(),
+		NumCPU:    machineCPUs(),
 		Rounds:    cfg.rounds,
 		DurationS: cfg.duration.Seconds(),
 		WarmupS:   cfg.warmup.Seconds(),

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -76,7 +78,22 @@ func pinSelf() {
 		return
 	}
 	// Exec returns only if it failed.
-	_ = syscall.Exec(path, append([]string{"taskset", "-c", "0", self}, os.Args[1:]...), append(os.Environ(), pinnedEnv+"=1"))
+	env := append(os.Environ(), pinnedEnv+"=1", numCPUEnv+"="+strconv.Itoa(runtime.NumCPU()))
+	_ = syscall.Exec(path, append([]string{"taskset", "-c", "0", self}, os.Args[1:]...), env)
+}
+
+// numCPUEnv carries the CPUs bench/run could use before pinSelf pinned it
+// to one, for the report.
+const numCPUEnv = "GATEHOUSE_BENCH_RUN_NUMCPU"
+
+// machineCPUs is the number of CPUs bench/run could use before it pinned
+// itself: runtime.NumCPU counts the affinity mask, which is one after
+// pinSelf.
+func machineCPUs() int {
+	if n, err := strconv.Atoi(os.Getenv(numCPUEnv)); err == nil && n > 0 {
+		return n
+	}
+	return runtime.NumCPU()
 }
 
 // command returns an exec.Cmd for bin args, run under taskset on cpus when
