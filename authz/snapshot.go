@@ -71,9 +71,9 @@ type key16 [16]byte
 // refShard is one shard of an index: key → record reference.
 type refShard map[key16]ref
 
-// shard picks the shard of a key. The keys are random (client ids are 128
-// random bits; ids are random UUIDs), so any bits would do; the mix keeps
-// the spread even for ids that are not.
+// shard picks the shard of a key. Client ids are 128 random bits, but ids
+// are time-ordered UUIDs (version 7) whose first 48 bits are a timestamp;
+// the mix of both halves spreads either evenly.
 func (k *key16) shard() int {
 	x := binary.LittleEndian.Uint64(k[:8]) ^ binary.LittleEndian.Uint64(k[8:])*0x9E3779B97F4A7C15
 	return int((x * 0xBF58476D1CE4E5B9 >> 32) % shardCount)

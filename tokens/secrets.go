@@ -310,8 +310,15 @@ func ValidClientID(s string) bool {
 		isLowerHex(s[:32])
 }
 
-// NewID returns a new random (version 4) UUID in canonical lowercase form.
-func NewID() string { return uuid.NewString() }
+// NewID returns a new time-ordered (version 7) UUID in canonical lowercase
+// form: 48 bits of Unix milliseconds, then 74 random bits. Ids written one
+// after another land next to each other in the store's B+tree, so a commit
+// of 32 new tokens rewrites a few pages at the end of the tokens bucket
+// instead of 32 random leaves and their parents: with a million tokens,
+// creation through the admin API went from ~2,400 to ~3,300 tokens/s
+// (docs/performance.md, change 10). The creation time it reveals is the
+// token's created_at, which the admin API shows anyway.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // ValidID reports whether s is a UUID in canonical lowercase form
 // (8-4-4-4-12 hex digits). Any version is accepted.

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"hash/crc32"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // secretRE is the pattern the package doc gives secret scanners.
@@ -332,9 +334,22 @@ func TestValidClientID(t *testing.T) {
 }
 
 func TestValidID(t *testing.T) {
-	for range 50 {
-		if id := NewID(); !ValidID(id) || id[14] != '4' {
-			t.Fatalf("NewID = %q, not a canonical v4 UUID", id)
+	before := time.Now().UnixMilli()
+	prev := ""
+	for range 1000 {
+		id := NewID()
+		if !ValidID(id) || id[14] != '7' || !strings.ContainsRune("89ab", rune(id[19])) {
+			t.Fatalf("NewID = %q, not a canonical RFC 9562 version 7 UUID", id)
+		}
+		// Ids sort in creation order (what keeps the store's inserts at
+		// the end of its B+tree), even within one millisecond.
+		if id <= prev {
+			t.Fatalf("NewID = %q after %q: not increasing", id, prev)
+		}
+		prev = id
+		ms, err := strconv.ParseInt(id[:8]+id[9:13], 16, 64)
+		if err != nil || ms < before || ms > time.Now().UnixMilli() {
+			t.Fatalf("NewID = %q: timestamp %d (%v) not within the test's run (from %d)", id, ms, err, before)
 		}
 	}
 	tests := []struct {
