@@ -489,8 +489,10 @@ func (db *DB) LoadAndSubscribe(fn func(Change)) (*State, error) {
 // file already read are given back to the kernel as the scan goes (see
 // ReleaseMappedPages). With a million tokens, holding the raw records, the
 // decoded tokens and the mapped file at once was more than twice the
-// memory the server needs afterwards.
+// memory the server needs afterwards. The data file is first asked into
+// the page cache in file order (see prefetch): the walk is in key order.
 func (db *DB) LoadAndSubscribeEach(each func(*tokens.ServiceToken), fn func(Change)) (*State, error) {
+	prefetch(db.path)
 	db.hub.mu.Lock()
 	defer db.hub.mu.Unlock()
 	var st *State
