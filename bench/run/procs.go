@@ -55,7 +55,8 @@ func (p pinning) describe() string {
 }
 
 // pinnedEnv is set in bench/run's environment once pinSelf has re-executed
-// it under taskset.
+// it under taskset, to the number of CPUs it could use before (for the
+// report: runtime.NumCPU counts the affinity mask, one after pinSelf).
 const pinnedEnv = "GATEHOUSE_BENCH_RUN_PINNED"
 
 // pinSelf re-executes bench/run under taskset on CPU 0, the servers' CPU,
@@ -78,19 +79,14 @@ func pinSelf() {
 		return
 	}
 	// Exec returns only if it failed.
-	env := append(os.Environ(), pinnedEnv+"=1", numCPUEnv+"="+strconv.Itoa(runtime.NumCPU()))
+	env := append(os.Environ(), pinnedEnv+"="+strconv.Itoa(runtime.NumCPU()))
 	_ = syscall.Exec(path, append([]string{"taskset", "-c", "0", self}, os.Args[1:]...), env)
 }
 
-// numCPUEnv carries the CPUs bench/run could use before pinSelf pinned it
-// to one, for the report.
-const numCPUEnv = "GATEHOUSE_BENCH_RUN_NUMCPU"
-
 // machineCPUs is the number of CPUs bench/run could use before it pinned
-// itself: runtime.NumCPU counts the affinity mask, which is one after
-// pinSelf.
+// itself.
 func machineCPUs() int {
-	if n, err := strconv.Atoi(os.Getenv(numCPUEnv)); err == nil && n > 0 {
+	if n, err := strconv.Atoi(os.Getenv(pinnedEnv)); err == nil && n > 0 {
 		return n
 	}
 	return runtime.NumCPU()
